@@ -1,0 +1,26 @@
+"""embedtool: embedding lookups with torch's semantics, outside a training framework.
+
+Attributes are imported on first use, so ``import embedtool`` (and ``embedtool --help``) never loads numba.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "embedding": "embedtool.lookup",
+    "EmbedtoolError": "embedtool.errors",
+    "InvalidArgumentError": "embedtool.errors",
+    "BadIndexError": "embedtool.errors",
+    "InputFormatError": "embedtool.errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'embedtool' has no attribute {name!r}")

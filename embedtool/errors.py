@@ -1,0 +1,47 @@
+"""The one exception hierarchy: every error a user can cause is an ``EmbedtoolError``.
+
+The CLI turns each into one line ``Error: <message>`` and exit status 1; the message alone must say what was wrong,
+where (file, line, position) and with which value.
+"""
+
+import contextlib
+
+
+class EmbedtoolError(Exception):
+    """Base of every error embedtool raises for bad input or bad options."""
+
+
+class InvalidArgumentError(EmbedtoolError, ValueError):
+    """An option or array argument is unusable (bad padding_idx, max_norm, weight rank, index dtype...)."""
+
+
+class BadIndexError(EmbedtoolError, IndexError):
+    """An index is negative, too large or not integral.
+
+    ``where`` describes the position in the caller's terms: ``position (1, 2)`` for an array, ``line 4, column 2``
+    for a text file. The value, the place and the table size are kept as attributes too.
+    """
+
+    def __init__(self, value, where: str, num_embeddings: int, reason: str = "out of range"):
+        self.value = value
+        self.where = where
+        self.num_embeddings = num_embeddings
+        self.reason = reason
+        super().__init__(
+            f"index {value} at {where} is {reason} "
+            f"(the table has {num_embeddings} rows, valid indices are 0..{num_embeddings - 1})"
+        )
+
+
+class InputFormatError(EmbedtoolError):
+    """A file cannot be read as the format it claims to be (or is missing)."""
+
+
+@contextlib.contextmanager
+def in_file(path):
+    """Prefix the message of any ``EmbedtoolError`` raised in the block with ``path: `` (type kept)."""
+    try:
+        yield
+    except EmbedtoolError as e:
+        e.args = (f"{path}: {e}",)
+        raise

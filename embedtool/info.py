@@ -1,0 +1,64 @@
+"""``table_info``: what a weight table holds (shape, dtype, zero rows, non-finite rows, row norms)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_CHUNK_ROWS = 1 << 16
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _row_stats(rows, norms, zero, nonfinite):
+    """Per row: L2 norm (float64 accumulation), all-zero flag, has-NaN-or-inf flag."""
+    n, dim = rows.shape
+    for k in prange(n):
+        acc = 0.0
+        is_zero = True
+        bad = False
+        for j in range(dim):
+            x = np.float64(rows[k, j])
+            acc += x * x
+            if x != 0.0:
+                is_zero = False
+            if not np.isfinite(x):
+                bad = True
+        norms[k] = np.sqrt(acc)
+        zero[k] = is_zero
+        nonfinite[k] = bad
+
+
+def table_info(matrix: np.ndarray) -> dict:
+    """Statistics of a ``[N, D]`` table, read in chunks of rows so a memory-mapped table is never loaded whole.
+
+    Norms are L2; their min/mean/max skip rows with NaN or inf.
+    """
+    num_rows, dim = matrix.shape
+    zero_rows = nonfinite_rows = 0
+    norm_min, norm_max, norm_sum, finite_rows = np.inf, -np.inf, 0.0, 0
+    for start in range(0, num_rows, _CHUNK_ROWS):
+        chunk = np.asarray(matrix[start : start + _CHUNK_ROWS])
+        if chunk.dtype not in (np.float32, np.float64) or not chunk.dtype.isnative:
+            chunk = chunk.astype(np.float32 if chunk.dtype.itemsize <= 4 else np.float64)
+        n = chunk.shape[0]
+        norms, zero, bad = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
+        _row_stats(chunk, norms, zero, bad)
+        zero_rows += int(zero.sum())
+        nonfinite_rows += int(bad.sum())
+        good = norms[~bad]
+        if good.size:
+            norm_min = min(norm_min, float(good.min()))
+            norm_max = max(norm_max, float(good.max()))
+            norm_sum += float(good.sum())
+            finite_rows += good.size
+    return {
+        "rows": num_rows,
+        "dim": dim,
+        "dtype": str(matrix.dtype),
+        "bytes": int(matrix.nbytes),
+        "zero_rows": zero_rows,
+        "nonfinite_rows": nonfinite_rows,
+        "norm_min": norm_min if finite_rows else None,
+        "norm_mean": norm_sum / finite_rows if finite_rows else None,
+        "norm_max": norm_max if finite_rows else None,
+    }

@@ -1,0 +1,86 @@
+"""Arrow output: embedding columns and record-batch writers for IPC file, IPC stream, Parquet and stdout.
+
+Output contract (see README): a 1-D input gives one row per index, column ``embedding`` of type
+``fixed_size_list<dtype>[D]``; a k-D input of shape ``(d0, d1, ...)`` gives d0 rows of the canonical extension type
+``arrow.fixed_shape_tensor`` with shape ``[d1, ..., D]``; ragged sequences give ``list<fixed_size_list<dtype>[D]>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import InvalidArgumentError
+
+IPC_FILE_SUFFIXES = {".arrow", ".feather", ".ipc"}
+OUTPUT_SUFFIXES = IPC_FILE_SUFFIXES | {".arrows", ".parquet"}
+
+
+def vectors_array(values: np.ndarray) -> pa.FixedSizeListArray:
+    """A ``(rows, D)`` array as ``fixed_size_list<dtype>[D]``, without copying the values."""
+    rows, dim = values.shape
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1))
+    if dim == 0:
+        return pa.array([[]] * rows, type=pa.list_(flat.type, 0))
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def embedding_type(dtype, row_shape: tuple[int, ...]) -> pa.DataType:
+    """The ``embedding`` column's type for rows of shape ``row_shape`` (``(D,)`` or ``(d1, ..., D)``)."""
+    value_type = pa.from_numpy_dtype(dtype)
+    if len(row_shape) == 1:
+        return pa.list_(value_type, row_shape[0])
+    return pa.fixed_shape_tensor(value_type, list(row_shape))
+
+
+def embedding_array(values: np.ndarray) -> pa.Array:
+    """The ``embedding`` column for a batch of rows of shape ``(rows, *inner, D)``, without copying the values."""
+    if values.ndim == 2:
+        return vectors_array(values)
+    storage = vectors_array(values.reshape(values.shape[0], -1))
+    return pa.ExtensionArray.from_storage(embedding_type(values.dtype, values.shape[1:]), storage)
+
+
+def ragged_array(values: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
+    """Ragged sequences: ``values`` ``(total, D)`` split by ``offsets`` (rows + 1) into ``list<fixed_size_list>``."""
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32, copy=False)), vectors_array(values))
+
+
+def output_format(path: str) -> str:
+    """``ipc-file``, ``ipc-stream`` or ``parquet`` from the output path's suffix (``-`` is an IPC stream)."""
+    if path == "-":
+        return "ipc-stream"
+    suffix = Path(path).suffix.lower()
+    if suffix in IPC_FILE_SUFFIXES:
+        return "ipc-file"
+    if suffix == ".arrows":
+        return "ipc-stream"
+    if suffix == ".parquet":
+        return "parquet"
+    raise InvalidArgumentError(
+        f"{path}: unknown output format {suffix or '(no suffix)'!r}; use .arrow, .feather, .arrows or .parquet"
+    )
+
+
+@contextlib.contextmanager
+def batch_writer(sink, schema: pa.Schema, fmt: str):
+    """Yield ``write(record_batch)`` writing ``fmt`` to ``sink`` (a path or a binary file object)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        writer = pq.ParquetWriter(sink, schema)
+    elif fmt == "ipc-file":
+        writer = pa.ipc.new_file(sink, schema)
+    else:
+        writer = pa.ipc.new_stream(sink, schema)
+    with writer:
+        yield writer.write_batch
+
+
+def stdout_sink():
+    """The binary stdout, for ``-o -``."""
+    return sys.stdout.buffer

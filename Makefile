@@ -14,15 +14,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,gpu]'
 	touch $@
 
 demo: $(VENV)/.installed
 	mkdir -p out
 	$(BIN)/embedtool embed sample_data/weights.npy sample_data/ids.npy -o out/demo.arrow --padding-idx 0
 
+# The GPU tests run in their own process under numba's CUDA simulator (set before numba is imported).
 test: $(VENV)/.installed-test
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/test_gpu.py
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/pytest tests/test_gpu.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[bench]'

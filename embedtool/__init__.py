@@ -9,6 +9,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "embedding": "embedtool.lookup",
+    "embedding_bag": "embedtool.bag",
+    "Vectors": "embedtool.vectors",
+    "load_vectors": "embedtool.vectors",
+    "save_vectors": "embedtool.vectors",
     "EmbedtoolError": "embedtool.errors",
     "InvalidArgumentError": "embedtool.errors",
     "BadIndexError": "embedtool.errors",

@@ -1,0 +1,640 @@
+"""``embedding`` and ``embedding_bag`` on the GPU: numba.cuda kernels with the semantics of SEMANTICS.md.
+
+numba-cuda is optional (``pip install 'embedtool[gpu]'``), so nothing CUDA is imported until a GPU function is
+called: the kernels below are plain functions until ``_kernels()`` imports ``numba.cuda`` into the module global
+``cuda`` and wraps them with ``cuda.jit``. They reach it by that global name, which the CUDA simulator relies on.
+
+Kernel design (launch sizes come from ``config`` at every call):
+
+- Grid-stride loops everywhere. Row kernels use 2-D blocks: ``lanes`` threads (x, up to a warp) share one row, so
+  its reads and writes are coalesced, and a block holds ``THREADS_PER_BLOCK // lanes`` rows (y).
+- The plain gather copies each row as the widest unsigned word (8, 4 or 2 bytes) that divides the row and the
+  arrays' addresses, four loads in flight per thread: bit-exact for every float dtype, float16 included.
+- Indices are checked by a min/max reduction on the device before anything is gathered; only when it fails is the
+  first offender looked up (on the host) for the error message.
+- max_norm: ``_mark`` lists each distinct looked-up row once (compare-and-swap on a per-row flag), ``_scale``
+  computes the norm of each listed row once (its lanes reduce in shared memory) and keeps
+  ``dtype(max_norm / (norm + 1e-7))`` for the rows above ``max_norm`` (-1 for the others), and the gather or the bag
+  kernel applies it as it reads. Products are taken in float64 and rounded once to the weight dtype: exactly
+  NumPy's float16/float32/float64 product.
+- Bags: the lanes of a row of threads share a bag, each owns some columns and pools the bag's entries in entry
+  order, in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import types
+
+import numba
+import numpy as np
+
+from . import config, core
+from .bag import MODES, _bag_bounds, _sample_weights
+from .errors import BadIndexError, EmbedtoolError, InvalidArgumentError
+from .lookup import index_min_max
+
+#: ``numba.cuda``, imported by ``_kernels()`` on first use. Kernels must reach it by this name.
+cuda = None
+
+_WARP = 32
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+_MEAN, _MAX = MODES.index("mean"), MODES.index("max")
+
+
+class GpuUnavailableError(EmbedtoolError):
+    """The GPU path cannot run: numba-cuda missing, no CUDA driver or device, or the table does not fit."""
+
+
+@functools.cache
+def _unavailable_reason() -> str | None:
+    if importlib.util.find_spec("numba_cuda") is None:
+        return "numba-cuda is not installed (pip install 'embedtool[gpu]')"
+    from numba import cuda as numba_cuda
+
+    if numba_cuda.is_available():
+        return None
+    error = numba_cuda.cuda_error()
+    if error:
+        return f"no usable CUDA driver ({' '.join(str(error).split())})"
+    return "no CUDA GPU found"
+
+
+def gpu_available() -> bool:
+    """Whether the GPU path can run here: numba-cuda installed, a CUDA driver and a GPU (or the CUDA simulator)."""
+    return _unavailable_reason() is None
+
+
+def require_gpu() -> None:
+    """Raise ``GpuUnavailableError`` with a one-line reason unless the GPU path can run here."""
+    reason = _unavailable_reason()
+    if reason is not None:
+        raise GpuUnavailableError(f"cannot use the GPU: {reason}")
+
+
+# --- Kernels (compiled by ``_kernels()``) ---------------------------------------------------------------------
+
+
+def _fill(a, value):
+    """``a[:] = value`` for a 1-D array."""
+    for i in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        a[i] = value
+
+
+def _min_max(flat, result):
+    """Fold the smallest and largest index into ``result[0]`` and ``result[1]`` (atomics, one per block).
+
+    Indices are compared as int64, so uint64 values >= 2**63 come out negative, hence invalid. Dynamic shared
+    memory: 2 x blockDim.x int64 (the block's lows, then its highs).
+    """
+    shared = cuda.shared.array(0, numba.int64)
+    nt = cuda.blockDim.x
+    t = cuda.threadIdx.x
+    lo = _INT64_MAX
+    hi = _INT64_MIN
+    for i in range(cuda.grid(1), flat.shape[0], cuda.gridsize(1)):
+        v = np.int64(flat[i])
+        lo = min(lo, v)
+        hi = max(hi, v)
+    shared[t] = lo
+    shared[nt + t] = hi
+    cuda.syncthreads()
+    width = nt // 2
+    while width > 0:
+        if t < width:
+            shared[t] = min(shared[t], shared[t + width])
+            shared[nt + t] = max(shared[nt + t], shared[nt + t + width])
+        cuda.syncthreads()
+        width //= 2
+    if t == 0:
+        cuda.atomic.min(result, 0, shared[0])
+        cuda.atomic.max(result, 1, shared[nt])
+
+
+def _gather(flat, src, pad, out):
+    """``out[i] = src[flat[i]]``, rows as unsigned words; zeros where ``flat[i] == pad``.
+
+    Each lane moves four words per trip, loading all four before storing any: with one load in flight per thread,
+    memory latency would cap the bandwidth. Past the row's end a lane's extra words are clamped to the row's last
+    word, which it then rewrites with the value it holds anyway.
+    """
+    lanes = cuda.blockDim.x
+    last = src.shape[1] - 1
+    first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
+    for i in range(first, flat.shape[0], cuda.gridDim.x * cuda.blockDim.y):
+        r = np.int64(flat[i])
+        for j in range(cuda.threadIdx.x, last + 1, 4 * lanes):
+            j1 = min(j + lanes, last)
+            j2 = min(j + 2 * lanes, last)
+            j3 = min(j + 3 * lanes, last)
+            if r == pad:
+                out[i, j] = 0
+                out[i, j1] = 0
+                out[i, j2] = 0
+                out[i, j3] = 0
+            else:
+                a = src[r, j]
+                b = src[r, j1]
+                c = src[r, j2]
+                d = src[r, j3]
+                out[i, j] = a
+                out[i, j1] = b
+                out[i, j2] = c
+                out[i, j3] = d
+
+
+def _mark(flat, pad, seen, rows, count):
+    """List each distinct looked-up, non-padding row once in ``rows[:count[0]]`` (``seen``: a zeroed flag per row)."""
+    for i in range(cuda.grid(1), flat.shape[0], cuda.gridsize(1)):
+        r = np.int64(flat[i])
+        if r != pad and seen[r] == 0 and cuda.atomic.cas(seen, r, 0, 1) == 0:
+            rows[cuda.atomic.add(count, 0, 1)] = r
+
+
+def _scale(weight, rows, count, max_norm, p, scale):
+    """For each listed row ``r``: its p-norm, rounded to the weight dtype, and if that exceeds ``max_norm``,
+    ``scale[r] = max_norm / (norm + 1e-7)`` in the weight dtype (``scale`` is -1 elsewhere, left as is).
+
+    The lanes of a row of threads share a row; dynamic shared memory holds one float64 partial per thread.
+    """
+    shared = cuda.shared.array(0, numba.float64)
+    rounded = cuda.local.array(1, weight.dtype)
+    lanes = cuda.blockDim.x
+    lane = cuda.threadIdx.x
+    mine = cuda.threadIdx.y * lanes
+    dim = weight.shape[1]
+    n = count[0]
+    # Every thread of a block takes the same trips, so all meet at each syncthreads.
+    for base in range(cuda.blockIdx.x * cuda.blockDim.y, n, cuda.gridDim.x * cuda.blockDim.y):
+        k = base + cuda.threadIdx.y
+        acc = math.inf if p == -math.inf else 0.0
+        if k < n:
+            r = rows[k]
+            for j in range(lane, dim, lanes):
+                x = abs(np.float64(weight[r, j]))
+                if p == 2.0:
+                    acc += x * x
+                elif p == 1.0:
+                    acc += x
+                elif p == math.inf:
+                    acc = max(acc, x)
+                elif p == -math.inf:
+                    acc = min(acc, x)
+                else:
+                    acc += x**p
+        shared[mine + lane] = acc
+        cuda.syncthreads()
+        width = lanes // 2
+        while width > 0:
+            if lane < width:
+                a = shared[mine + lane]
+                b = shared[mine + lane + width]
+                if p == math.inf:
+                    shared[mine + lane] = max(a, b)
+                elif p == -math.inf:
+                    shared[mine + lane] = min(a, b)
+                else:
+                    shared[mine + lane] = a + b
+            cuda.syncthreads()
+            width //= 2
+        if lane == 0 and k < n:
+            total = shared[mine]
+            if p == 2.0:
+                norm = math.sqrt(total)
+            elif p == 1.0 or abs(p) == math.inf:
+                norm = total
+            else:
+                norm = total ** (1.0 / p)
+            rounded[0] = norm
+            norm = np.float64(rounded[0])
+            if norm > max_norm:
+                scale[rows[k]] = max_norm / (norm + 1e-7)
+        cuda.syncthreads()  # the partials are overwritten on the next trip
+
+
+def _gather_renormed(flat, weight, pad, scale, out):
+    """``_gather`` by elements, where a row with ``scale[r] >= 0`` is multiplied by it (float64, rounded once)."""
+    lanes = cuda.blockDim.x
+    lane = cuda.threadIdx.x
+    dim = weight.shape[1]
+    first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
+    for i in range(first, flat.shape[0], cuda.gridDim.x * cuda.blockDim.y):
+        r = np.int64(flat[i])
+        if r == pad:
+            for j in range(lane, dim, lanes):
+                out[i, j] = 0
+            continue
+        s = np.float64(scale[r])
+        if s < 0:
+            for j in range(lane, dim, lanes):
+                out[i, j] = weight[r, j]
+        else:
+            for j in range(lane, dim, lanes):
+                out[i, j] = np.float64(weight[r, j]) * s
+
+
+def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out):
+    """``out[b]`` = the pooled rows of entries ``bounds[b]:bounds[b + 1]``, in entry order, in float64.
+
+    Padding entries are skipped and not counted; a bag with no other entry is zeros. With ``renorm`` a row with
+    ``scale[r] >= 0`` is first scaled and rounded to the weight dtype; with ``weighted`` entry k is multiplied by
+    ``psw[k]``. In max mode a later entry wins only if strictly greater.
+    """
+    rounded = cuda.local.array(1, weight.dtype)
+    lanes = cuda.blockDim.x
+    lane = cuda.threadIdx.x
+    dim = weight.shape[1]
+    first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
+    for b in range(first, out.shape[0], cuda.gridDim.x * cuda.blockDim.y):
+        start = bounds[b]
+        stop = bounds[b + 1]
+        for j in range(lane, dim, lanes):
+            acc = 0.0
+            count = 0
+            for k in range(start, stop):
+                r = np.int64(flat[k])
+                if r == pad:
+                    continue
+                x = np.float64(weight[r, j])
+                if renorm and np.float64(scale[r]) >= 0:
+                    rounded[0] = x * np.float64(scale[r])
+                    x = np.float64(rounded[0])
+                if weighted:
+                    x *= np.float64(psw[k])
+                if count == 0:
+                    acc = x
+                elif mode == _MAX:
+                    if x > acc:
+                        acc = x
+                else:
+                    acc += x
+                count += 1
+            if mode == _MEAN and count > 0:
+                acc /= count
+            out[b, j] = acc
+
+
+@functools.cache
+def _kernels() -> types.SimpleNamespace:
+    """Import numba.cuda (after checking that a GPU can run) and wrap each kernel function with ``cuda.jit``."""
+    global cuda
+    require_gpu()
+    from numba import cuda as numba_cuda
+
+    cuda = numba_cuda
+    jit = cuda.jit(cache=True)
+    kernels = (_fill, _min_max, _gather, _mark, _scale, _gather_renormed, _bag)
+    return types.SimpleNamespace(**{f.__name__[1:]: jit(f) for f in kernels})
+
+
+# --- Launches ---------------------------------------------------------------------------------------------------
+
+
+def _blocks(units: int, per_block: int) -> int:
+    """Blocks for a grid-stride loop: enough for every unit, at most ``BLOCKS_PER_SM`` per multiprocessor."""
+    sms = getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", 1)  # the simulator's device has none
+    return max(1, min(-(-units // per_block), sms * config.BLOCKS_PER_SM))
+
+
+def _flat_launch(n: int) -> tuple[int, int]:
+    """(blocks, threads) for a grid-stride loop over ``n`` items."""
+    threads = config.THREADS_PER_BLOCK
+    return _blocks(n, threads), threads
+
+
+def _row_launch(nrows: int, width: int, per_lane: int = 1) -> tuple[int, tuple[int, int]]:
+    """(blocks, (lanes, rows per block)) for a loop over ``nrows`` rows of ``width`` items: up to a warp of lanes
+    share a row, enough for each to take ``per_lane`` items of it (a power of two, for the reductions)."""
+    threads = config.THREADS_PER_BLOCK
+    lanes = min(_WARP, threads, 1 << max(-(-width // per_lane) - 1, 0).bit_length())
+    return _blocks(nrows, threads // lanes), (lanes, threads // lanes)
+
+
+# --- Arrays -----------------------------------------------------------------------------------------------------
+
+
+def _on_device(x):
+    """``x`` as a numba device array if it lives on the GPU (numba array or ``__cuda_array_interface__``), else None."""
+    if getattr(x, "__cuda_ndarray__", False):
+        return x
+    if hasattr(x, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(x)
+    return None
+
+
+def _to_host(x):
+    """``x`` as a host array (a GPU array is copied: only small ones, such as offsets, come here)."""
+    d = _on_device(x)
+    return x if d is None else d.copy_to_host()
+
+
+def _stand_in(d) -> np.ndarray:
+    """A zero-byte host array with ``d``'s shape and dtype, for core's checks, which read nothing else."""
+    return np.broadcast_to(np.zeros((), d.dtype), d.shape)
+
+
+def _contiguous(d, what: str):
+    if not d.is_c_contiguous():
+        raise InvalidArgumentError(f"{what} on the GPU must be C-contiguous")
+    return d
+
+
+def _table(weight):
+    """The checked table: a C-contiguous device array, or a native-order host array (uploaded by ``_uploaded``)."""
+    d = _on_device(weight)
+    if d is not None:
+        core.check_weight(_stand_in(d))
+        return _contiguous(d, "weight")
+    weight = core.check_weight(weight)
+    return weight if weight.dtype.isnative else weight.astype(weight.dtype.newbyteorder("="))
+
+
+def _uploaded(table, stream):
+    """The table on the GPU: copied there if it is a host array that fits in free GPU memory."""
+    if _on_device(table) is not None:
+        return table
+    free = cuda.current_context().get_memory_info().free
+    if table.nbytes > free:
+        raise GpuUnavailableError(
+            f"the weight table ({table.nbytes / 2**30:.2f} GiB) does not fit in the GPU's free memory "
+            f"({free / 2**30:.2f} GiB)"
+        )
+    return cuda.to_device(np.ascontiguousarray(table), stream=stream)
+
+
+def _indices(input, num_embeddings: int, where, stream):
+    """The indices as a flat device array, checked to lie in ``0..N-1``; returns ``(flat, shape)``.
+
+    Integer arrays, on the GPU or not, are checked by ``_check_range`` on the GPU. Other dtypes (integral floats,
+    bool) go through ``core.as_indices`` on the host, which converts or rejects them; a GPU array of those makes
+    a round trip.
+    """
+    d = _on_device(input)
+    if d is not None and d.dtype.kind in "iu":
+        host = None
+        flat = _contiguous(d, "input").reshape(d.size)
+    else:
+        host = np.asarray(input) if d is None else d.copy_to_host()
+        if host.dtype.kind not in "iu" or not host.dtype.isnative:
+            host = core.as_indices(host, num_embeddings, index_min_max, where)
+        flat = cuda.to_device(np.ascontiguousarray(host).reshape(-1), stream=stream)
+    shape = tuple(d.shape) if host is None else host.shape
+    if flat.size:
+        _check_range(flat, host, num_embeddings, where or core.array_position(shape), stream)
+    return flat, shape
+
+
+def _check_range(flat, host, num_embeddings: int, where, stream) -> None:
+    """Raise ``BadIndexError`` for the first index outside ``0..N-1``: a min/max scan on the GPU, and only if that
+    fails, a search for the first offender in ``host`` (the indices on the host; copied back when None)."""
+    k = _kernels()
+    result = cuda.to_device(np.array([_INT64_MAX, _INT64_MIN], np.int64), stream=stream)
+    blocks, threads = _flat_launch(flat.size)
+    k.min_max[blocks, threads, stream, 2 * threads * 8](flat, result)
+    lo, hi = result.copy_to_host(stream=stream)
+    stream.synchronize()
+    if lo < 0 or hi >= num_embeddings:
+        values = flat.copy_to_host() if host is None else host.reshape(-1)
+        bad = int(np.flatnonzero((values < 0) | (values >= num_embeddings))[0])
+        raise BadIndexError(int(values[bad]), where(bad), num_embeddings)
+
+
+def _device_output(shape: tuple, dtype, out, stream):
+    """A new device array, or the caller's GPU ``out`` checked (a host input's ``out`` is ``core.output_array``'s)."""
+    if out is None:
+        return cuda.device_array(shape, dtype, stream=stream)
+    d = _on_device(out)
+    if d is None:
+        raise InvalidArgumentError(f"out must be a GPU array when the input is one, got {type(out).__name__}")
+    if d.shape != shape or d.dtype != dtype:
+        raise InvalidArgumentError(f"out must have shape {shape} and dtype {dtype}, got {d.shape} {d.dtype}")
+    return _contiguous(d, "out")
+
+
+def _word_size(*arrays) -> int:
+    """The widest word (8, 4 or 2 bytes) dividing the rows and the arrays' GPU addresses: the gather's unit."""
+    row = arrays[0].shape[1] * arrays[0].dtype.itemsize
+    addresses = [a.__cuda_array_interface__["data"][0] for a in arrays if hasattr(a, "__cuda_array_interface__")]
+    return next(w for w in (8, 4, 2) if row % w == 0 and all(x % w == 0 for x in addresses))
+
+
+# --- Work on the GPU (device arrays in and out, launched on ``stream``) ---------------------------------------
+
+
+def _row_scales(flat, weight, pad: int, max_norm: float, p: float, stream):
+    """Per table row, ``dtype(max_norm / (norm + 1e-7))`` for each looked-up row whose norm exceeds ``max_norm``,
+    else -1: the scale of each distinct row is computed once (``_mark``, then ``_scale``)."""
+    k = _kernels()
+    num_embeddings, dim = weight.shape
+    seen = cuda.device_array(num_embeddings, np.int32, stream=stream)
+    scale = cuda.device_array(num_embeddings, weight.dtype, stream=stream)
+    rows = cuda.device_array(max(1, min(flat.size, num_embeddings)), np.int64, stream=stream)
+    count = cuda.to_device(np.zeros(1, np.int64), stream=stream)
+    blocks, threads = _flat_launch(num_embeddings)
+    k.fill[blocks, threads, stream](seen, 0)
+    k.fill[blocks, threads, stream](scale, -1)
+    blocks, threads = _flat_launch(flat.size)
+    k.mark[blocks, threads, stream](flat, pad, seen, rows, count)
+    # Launched for every possible row; the kernel reads the true count on the GPU, so the host never waits.
+    blocks, (lanes, per_block) = _row_launch(rows.size, dim)
+    k.scale[blocks, (lanes, per_block), stream, lanes * per_block * 8](weight, rows, count, max_norm, p, scale)
+    return scale
+
+
+def _lookup(flat, weight, pad: int, max_norm, p: float, out, stream) -> None:
+    """Gather the checked ``flat`` indices of ``weight`` into ``out`` (n, D), with padding zeros and max_norm."""
+    k = _kernels()
+    if max_norm is None:
+        word = np.dtype(f"u{_word_size(weight, out)}")
+        src, dst = weight.view(word), out.view(word)
+        blocks, threads = _row_launch(flat.size, src.shape[1], per_lane=4)
+        k.gather[blocks, threads, stream](flat, src, pad, dst)
+    else:
+        scale = _row_scales(flat, weight, pad, max_norm, p, stream)
+        blocks, threads = _row_launch(flat.size, weight.shape[1])
+        k.gather_renormed[blocks, threads, stream](flat, weight, pad, scale, out)
+
+
+def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, out, stream) -> None:
+    """Pool the bags ``bounds`` (device int64, B + 1) of the checked ``flat`` indices into ``out`` (B, D)."""
+    k = _kernels()
+    renorm = max_norm is not None
+    scale = _row_scales(flat, weight, pad, max_norm, p, stream) if renorm else cuda.device_array(1, weight.dtype)
+    weighted = psw is not None
+    psw = psw if weighted else cuda.device_array(1, np.float64)
+    blocks, threads = _row_launch(out.shape[0], out.shape[1])
+    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, MODES.index(mode), out)
+
+
+# --- Public entry points ----------------------------------------------------------------------------------------
+
+
+def embedding_cuda(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None):
+    """``embedding`` on the GPU: ``weight[input]`` with torch's ``F.embedding`` semantics (see SEMANTICS.md).
+
+    Parameters
+    ----------
+    input : array_like of int, or GPU array
+        Indices of any shape and any integer dtype (integral floats accepted, bool rejected), ``0 <= i < N``.
+    weight : ndarray or GPU array, shape (N, D), float16/float32/float64
+        The table, never modified. A host table is copied to the GPU for this call (see ``DeviceTable`` to keep
+        it there).
+    padding_idx : int, optional
+        Positions whose index equals it (negative counts from the end) embed to zeros.
+    max_norm : float, optional
+        Rows whose ``norm_type``-norm exceeds it are scaled by ``max_norm / (norm + 1e-7)`` in the output.
+    norm_type : float
+        The p of the norm: > 0, or inf.
+    out : array, optional
+        Where to write: a C-contiguous array of shape ``input.shape + (D,)`` and the weight's dtype, on the GPU
+        when the input is there, a host array otherwise.
+    where : callable, optional
+        ``where(flat_position) -> str`` names a bad index's position in the caller's terms.
+
+    Returns
+    -------
+    array of shape ``input.shape + (D,)`` and the weight's dtype: a numba device array when ``input`` is a GPU
+    array (numba, or any ``__cuda_array_interface__`` object such as CuPy or torch CUDA), with no copy to the host;
+    a NumPy array otherwise.
+
+    Raises
+    ------
+    GpuUnavailableError
+        No GPU can run (numba-cuda missing, no driver or device), or a host table does not fit in GPU memory.
+    BadIndexError
+        An index is out of range (checked on the GPU before the gather).
+
+    Examples
+    --------
+    >>> w = np.arange(6, dtype=np.float32).reshape(3, 2)
+    >>> embedding_cuda([[2, 0]], w, padding_idx=0)  # doctest: +SKIP
+    array([[[4., 5.],
+            [0., 0.]]], dtype=float32)
+    """
+    _kernels()
+    stream = cuda.default_stream()
+    table = _table(weight)
+    num_embeddings, dim = table.shape
+    pad = core.normalize_padding_idx(padding_idx, num_embeddings)
+    max_norm, p = core.check_max_norm(max_norm, norm_type)
+    d_input = _on_device(input)
+    flat, shape = _indices(input if d_input is None else d_input, num_embeddings, where, stream)
+    if d_input is not None:
+        result = _device_output(shape + (dim,), table.dtype, out, stream)
+    else:
+        result = core.output_array(shape + (dim,), table.dtype, out)
+    if flat.size == 0 or dim == 0:
+        return result
+    out2d = result.reshape(flat.size, dim)
+    target = out2d if d_input is not None else cuda.device_array(out2d.shape, table.dtype, stream=stream)
+    _lookup(flat, _uploaded(table, stream), pad, max_norm, p, target, stream)
+    if d_input is None:
+        target.copy_to_host(out2d, stream=stream)
+    stream.synchronize()
+    return result
+
+
+def embedding_bag_cuda(
+    input,
+    weight,
+    offsets=None,
+    mode="mean",
+    per_sample_weights=None,
+    padding_idx=None,
+    include_last_offset=False,
+    max_norm=None,
+    norm_type=2.0,
+    *,
+    out=None,
+    where=None,
+):
+    """``embedding_bag`` on the GPU: the sum, mean or max of looked-up rows per bag (SEMANTICS.md §2).
+
+    Parameters
+    ----------
+    input : array_like of int, or GPU array
+        2-D ``(B, L)``: each row is a bag (``offsets`` must be None). 1-D: the entries of all bags, cut by
+        ``offsets``. Any integer dtype (integral floats accepted, bool rejected), ``0 <= i < N``.
+    weight : ndarray or GPU array, shape (N, D), float16/float32/float64
+        The table, never modified (a host table is copied to the GPU for this call).
+    offsets : array_like of int, or GPU array, optional
+        With 1-D input, where each bag starts. Must start at 0, not decrease and not exceed ``len(input)``.
+    mode : {"mean", "sum", "max"}
+        The reduction. A bag that is empty or only padding gives zeros in every mode.
+    per_sample_weights : array_like of float, or GPU array, optional
+        One weight per entry (the input's shape), multiplying its row; only with ``mode="sum"``.
+    padding_idx : int, optional
+        Entries equal to it (negative counts from the end) are skipped and not counted in the mean.
+    include_last_offset : bool
+        ``offsets`` has ``B + 1`` entries (CSR), the last of which must be ``len(input)``.
+    max_norm : float, optional
+        Each entry's row whose ``norm_type``-norm exceeds it is scaled by ``max_norm / (norm + 1e-7)`` first.
+    norm_type : float
+        The p of the norm: > 0, or inf.
+    out : array, optional
+        Where to write: a C-contiguous ``(B, D)`` array of the weight's dtype, on the GPU when the input is there.
+    where : callable, optional
+        ``where(flat_position) -> str`` names a bad index's position in the caller's terms.
+
+    Returns
+    -------
+    array of shape ``(B, D)`` and the weight's dtype: a numba device array when ``input`` is a GPU array, a NumPy
+    array otherwise.
+
+    Notes
+    -----
+    Sums and means accumulate in float64, in entry order; max is bit-identical to a sequential loop. GPU offsets
+    are checked on the host (a copy of B + 1 integers); GPU indices and per-sample weights stay on the GPU.
+
+    Examples
+    --------
+    >>> w = np.array([[1, 2], [3, 4], [5, 0]], dtype=np.float32)
+    >>> embedding_bag_cuda([0, 1, 2, 2], w, offsets=[0, 2, 2], mode="sum")  # doctest: +SKIP
+    array([[ 4.,  6.],
+           [ 0.,  0.],
+           [10.,  0.]], dtype=float32)
+    """
+    _kernels()
+    stream = cuda.default_stream()
+    table = _table(weight)
+    num_embeddings, dim = table.shape
+    if mode not in MODES:
+        raise InvalidArgumentError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    pad = core.normalize_padding_idx(padding_idx, num_embeddings)
+    max_norm, p = core.check_max_norm(max_norm, norm_type)
+    d_input = _on_device(input)
+    idx = np.asarray(input) if d_input is None else d_input
+    bounds = _bag_bounds(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
+    psw = _device_sample_weights(per_sample_weights, idx.shape, mode, stream)
+    flat, _ = _indices(idx, num_embeddings, where, stream)
+    shape = (bounds.shape[0] - 1, dim)
+    if d_input is not None:
+        result = _device_output(shape, table.dtype, out, stream)
+    else:
+        result = core.output_array(shape, table.dtype, out)
+    if result.size == 0:
+        return result
+    target = result if d_input is not None else cuda.device_array(shape, table.dtype, stream=stream)
+    d_bounds = cuda.to_device(bounds, stream=stream)
+    _pool(flat, d_bounds, _uploaded(table, stream), pad, max_norm, p, psw, mode, target, stream)
+    if d_input is None:
+        target.copy_to_host(result, stream=stream)
+    stream.synchronize()
+    return result
+
+
+def _device_sample_weights(per_sample_weights, shape: tuple, mode: str, stream):
+    """The per-sample weights as a flat GPU array (None when there are none), checked as ``bag._sample_weights``
+    does; a GPU array is used in place (any number dtype), a host one is copied as float64."""
+    if per_sample_weights is None:
+        return None
+    d = _on_device(per_sample_weights)
+    if d is None:
+        return cuda.to_device(_sample_weights(per_sample_weights, shape, mode), stream=stream)
+    _sample_weights(np.zeros((), d.dtype), (), mode)  # bag's checks of the mode and dtype, on a stand-in
+    if d.shape != shape:
+        raise InvalidArgumentError(f"per_sample_weights must have the input's shape {shape}, got {d.shape}")
+    return _contiguous(d, "per_sample_weights").reshape(d.size)

@@ -2,9 +2,10 @@
 
 The public wrapper validates and prepares (``core``), the underscored kernels do the work. Kernels copy rows as
 unsigned-integer bits of the weight's width, so float16/32/64 share one compiled gather per width and the copy is
-bit-exact. max_norm is fused into the one pass over the output: the rows that need scaling are found and scaled once
-per distinct row (a few rows, before the gather), and the gather reads each output row either from the weight or
-from that small table of scaled rows.
+bit-exact. max_norm is fused into the one pass over the output: the norm of each distinct looked-up row is computed
+once, before the gather, giving a per-row scale that the gather applies as it copies (float32/float64); for float16,
+which numba cannot compute with, NumPy scales those rows once and the gather copies either the weight row or its
+scaled copy.
 """
 
 from __future__ import annotations
@@ -83,36 +84,66 @@ def _mark_rows(flat, padding_idx, mark):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _row_norms(rows, p):
-    """``vector_norm(row, p)`` of each row of a float32/float64 matrix, accumulated in float64."""
-    n, dim = rows.shape
-    norms = np.empty(n, np.float64)
-    for k in prange(n):
-        if p == 2.0:
-            acc = 0.0
+def _gather_scaled(flat, weight, padding_idx, scale, out):
+    """``out[i] = weight[r] * scale[r]`` for float32/float64 (``scale[r] == 1`` keeps a row bit-exact)."""
+    dim = weight.shape[1]
+    for i in prange(flat.shape[0]):
+        r = np.int64(flat[i])
+        if r == padding_idx:
             for j in range(dim):
-                x = np.float64(rows[k, j])
-                acc += x * x
-            norms[k] = math.sqrt(acc)
-        elif p == 1.0:
-            acc = 0.0
+                out[i, j] = 0
+        else:
+            s = scale[r]
             for j in range(dim):
-                acc += abs(np.float64(rows[k, j]))
-            norms[k] = acc
+                out[i, j] = weight[r, j] * s
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _row_norms(matrix, rows, p):
+    """``vector_norm(matrix[r], p)`` for each r in ``rows`` (float32/float64 matrix), accumulated in float64.
+
+    p=2 and p=1 keep four partial sums so the loop is not bound by the latency of one addition chain.
+    """
+    dim = matrix.shape[1]
+    norms = np.empty(rows.shape[0], np.float64)
+    for k in prange(rows.shape[0]):
+        r = rows[k]
+        if p == 2.0 or p == 1.0:
+            a0 = a1 = a2 = a3 = 0.0
+            j = 0
+            while j + 4 <= dim:
+                x0, x1 = np.float64(matrix[r, j]), np.float64(matrix[r, j + 1])
+                x2, x3 = np.float64(matrix[r, j + 2]), np.float64(matrix[r, j + 3])
+                if p == 2.0:
+                    a0 += x0 * x0
+                    a1 += x1 * x1
+                    a2 += x2 * x2
+                    a3 += x3 * x3
+                else:
+                    a0 += abs(x0)
+                    a1 += abs(x1)
+                    a2 += abs(x2)
+                    a3 += abs(x3)
+                j += 4
+            for jj in range(j, dim):
+                x = np.float64(matrix[r, jj])
+                a0 += x * x if p == 2.0 else abs(x)
+            acc = (a0 + a1) + (a2 + a3)
+            norms[k] = math.sqrt(acc) if p == 2.0 else acc
         elif p == math.inf:
             acc = 0.0
             for j in range(dim):
-                acc = max(acc, abs(np.float64(rows[k, j])))
+                acc = max(acc, abs(np.float64(matrix[r, j])))
             norms[k] = acc
         elif p == -math.inf:
             acc = math.inf
             for j in range(dim):
-                acc = min(acc, abs(np.float64(rows[k, j])))
+                acc = min(acc, abs(np.float64(matrix[r, j])))
             norms[k] = acc
         else:
             acc = 0.0
             for j in range(dim):
-                acc += abs(np.float64(rows[k, j])) ** p
+                acc += abs(np.float64(matrix[r, j])) ** p
             norms[k] = acc ** (1.0 / p)
     return norms
 
@@ -167,32 +198,50 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
     out2d = result.reshape(flat.shape[0], dim).view(bits)
     if max_norm is None:
         _gather(flat, weight.view(bits), pad, out2d)
-    else:
+    elif weight.dtype in (np.float32, np.float64):
+        scale = row_scales(flat, weight, pad, max_norm, norm_type)
+        _gather_scaled(flat, weight, pad, scale, result.reshape(flat.shape[0], dim))
+    else:  # float16 or non-native byte order: numba cannot compute with these, NumPy scales the rows
         slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
         _gather_renormed(flat, weight.view(bits), pad, slot, scaled.view(bits), out2d)
     return result
 
 
-def renormed_rows(flat, weight, pad, max_norm, norm_type):
-    """Find the looked-up rows whose norm exceeds ``max_norm`` and scale them, once per distinct row.
-
-    Returns ``slot`` (int32 per table row: -1, or the row's place in ``scaled``) and ``scaled`` (weight dtype). The
-    norm is rounded to the weight dtype before the strict ``>`` test and the scale is ``dtype(max_norm / (norm +
-    1e-7))``, as torch's ``embedding_renorm_`` does; a float16 norm that overflows becomes inf and the row zeros.
-    """
-    num_embeddings = weight.shape[0]
+def _looked_up_rows(flat, num_embeddings: int, pad: int) -> np.ndarray:
+    """The distinct non-padding rows that ``flat`` looks up, sorted."""
     mark = np.zeros(num_embeddings, np.uint8)
     _mark_rows(flat, pad, mark)
-    rows = np.flatnonzero(mark)
-    values = weight[rows]
-    if values.dtype not in (np.float32, np.float64) or not values.dtype.isnative:
-        values = values.astype(np.float32 if values.dtype.itemsize <= 4 else np.float64)
+    return np.flatnonzero(mark)
+
+
+def _exceeding(norms: np.ndarray, dtype, max_norm: float):
+    """torch's test and scale: the norm rounded to the weight dtype, strict ``>``, ``dtype(max_norm/(norm+1e-7))``."""
     with np.errstate(over="ignore"):
-        norms = _row_norms(values, norm_type).astype(weight.dtype).astype(np.float64)
+        norms = norms.astype(dtype).astype(np.float64)
     exceed = norms > max_norm
-    slot = np.full(num_embeddings, -1, np.int32)
-    slot[rows[exceed]] = np.arange(int(exceed.sum()), dtype=np.int32)
-    scale = (max_norm / (norms[exceed] + 1e-7)).astype(weight.dtype)
+    return exceed, (max_norm / (norms[exceed] + 1e-7)).astype(dtype)
+
+
+def row_scales(flat, weight, pad, max_norm, norm_type) -> np.ndarray:
+    """Per table row, the factor max_norm applies (1 where the row is left alone); norms once per distinct row."""
+    rows = _looked_up_rows(flat, weight.shape[0], pad)
+    exceed, factors = _exceeding(_row_norms(weight, rows, norm_type), weight.dtype, max_norm)
+    scale = np.ones(weight.shape[0], weight.dtype)
+    scale[rows[exceed]] = factors
+    return scale
+
+
+def renormed_rows(flat, weight, pad, max_norm, norm_type):
+    """For float16 (or non-native) weights: the looked-up rows that max_norm changes, scaled once per distinct row.
+
+    Returns ``slot`` (int32 per table row: -1, or the row's place in ``scaled``) and ``scaled`` (weight dtype). A
+    float16 norm that overflows becomes inf, so its row becomes zeros, as in torch.
+    """
+    rows = _looked_up_rows(flat, weight.shape[0], pad)
+    wide = np.asarray(weight[rows], np.float32 if weight.dtype.itemsize <= 4 else np.float64)
+    exceed, factors = _exceeding(_row_norms(wide, np.arange(rows.shape[0]), norm_type), weight.dtype, max_norm)
+    slot = np.full(weight.shape[0], -1, np.int32)
+    slot[rows[exceed]] = np.arange(factors.shape[0], dtype=np.int32)
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = np.ascontiguousarray(weight[rows[exceed]] * scale[:, None], dtype=weight.dtype)
+        scaled = np.ascontiguousarray(weight[rows[exceed]] * factors[:, None], dtype=weight.dtype)
     return slot, scaled

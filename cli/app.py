@@ -61,6 +61,18 @@ def _root(
 
 
 WeightsArg = Annotated[Path, typer.Argument(help="Weight table: .npy [N, D] float16/32/64 (memory-mapped).")]
+InputArg = Annotated[
+    str,
+    typer.Argument(
+        help="Input: .npy ids, a text file of ids or tokens (one sequence per line), .arrow/.arrows/.parquet, "
+        "a directory of shards, a raw .bin of token ids, or - for stdin (text or an Arrow IPC stream)."
+    ),
+]
+OutputOpt = Annotated[
+    str,
+    typer.Option("--output", "-o", help="Output: .arrow/.feather (IPC file), .arrows (IPC stream), .parquet, - for "
+                 "an IPC stream on stdout; a directory when the input is a directory."),
+]
 PaddingIdx = Annotated[
     Optional[int], typer.Option("--padding-idx", help="Positions with this index embed to zeros (negative: from the end).")
 ]
@@ -68,46 +80,131 @@ MaxNorm = Annotated[
     Optional[float], typer.Option("--max-norm", help="Scale rows whose norm exceeds this down to it (the table is not changed).")
 ]
 NormType = Annotated[float, typer.Option("--norm-type", help="The p of the max-norm norm: > 0, or inf.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+InputFormat = Annotated[
+    Optional[str],
+    typer.Option("--input-format", help="Read a text input as ids or tokens, or a raw file as u16, u32, i32 or i64 "
+                 "(default: from the file; text is tokens when the weights have a vocabulary)."),
+]
+Column = Annotated[Optional[str], typer.Option("--column", help="Arrow/Parquet column holding the ids or tokens.")]
+Keep = Annotated[list[str], typer.Option("--keep", help="Carry this input column to the output (repeatable).")]
+Tokenizer = Annotated[str, typer.Option("--tokenizer", help="How token lines split: space, whitespace or chars.")]
+SeqLen = Annotated[Optional[int], typer.Option("--seq-len", min=1, help="Rows of this many tokens for raw .bin input.")]
+Oov = Annotated[
+    Optional[str],
+    typer.Option("--oov", help="Tokens not in the vocabulary: error, unk, padding, skip or zero "
+                 "(default: unk when the vocabulary has <unk> or [UNK], else error)."),
+]
+UnkToken = Annotated[Optional[str], typer.Option("--unk-token", help="The unknown token (default <unk> or [UNK]).")]
+LowercaseFallback = Annotated[bool, typer.Option("--lowercase-fallback", help="Retry OOV tokens in lower case.")]
+OutputDtype = Annotated[Optional[str], typer.Option("--output-dtype", help="Cast the vectors: float16 or float32.")]
+BatchRows = Annotated[
+    Optional[int], typer.Option("--batch-rows", min=1, help="Input rows (lines) per record batch (default: about 32 MB of output).")
+]
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Threads for the kernels (default: all cores).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+Progress = Annotated[bool, typer.Option("--progress", help="Show the progress bar even when stderr is not a terminal.")]
+
+
+def _run(weights, input, output, quiet, progress, **options) -> None:
+    """Run the pipeline and report on stderr: the summary, notes and OOV counts (unless --quiet)."""
+    from embedtool.pipeline import embed_path
+
+    summary = embed_path(weights, input, output, progress=False if quiet else (True if progress else None), **options)
+    for note in summary.notes:
+        typer.echo(f"Note: {note}", err=True)
+    if summary.oov:
+        typer.echo(summary.oov, err=True)
+    if not quiet:
+        _print_summary(summary)
 
 
 @app.command()
 def embed(
     weights: WeightsArg,
-    input: Annotated[Path, typer.Argument(help="Indices: .npy of any integer dtype and rank (memory-mapped).")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Output: .arrow/.feather (IPC file), .arrows (IPC stream), .parquet, or - for stdout.")],
+    input: InputArg,
+    output: OutputOpt,
     padding_idx: PaddingIdx = None,
     max_norm: MaxNorm = None,
     norm_type: NormType = 2.0,
-    batch_rows: Annotated[Optional[int], typer.Option("--batch-rows", min=1, help="Input rows per record batch (default: about 32 MB of output).")] = None,
+    input_format: InputFormat = None,
+    column: Column = None,
+    keep: Keep = [],
+    tokenizer: Tokenizer = "space",
+    seq_len: SeqLen = None,
+    oov: Oov = None,
+    unk_token: UnkToken = None,
+    lowercase_fallback: LowercaseFallback = False,
+    output_dtype: OutputDtype = None,
+    batch_rows: BatchRows = None,
     threads: Threads = None,
     quiet: Quiet = False,
+    progress: Progress = False,
 ):
-    """Embed an index file: one output row per input row, column ``embedding``.
+    """Embed every sequence of an input: one output row per input row, column ``embedding``.
 
-    A 1-D input of n indices gives n rows of fixed_size_list<float>[D]; a k-D input of shape (d0, d1, ...) gives d0
-    rows of the arrow.fixed_shape_tensor type with shape [d1, ..., D].
+    A 1-D input of n ids gives n rows of fixed_size_list<float>[D]; a k-D input of shape (d0, d1, ...) gives d0
+    rows of arrow.fixed_shape_tensor with shape [d1, ..., D]; sequences (text lines, list columns) give
+    list<fixed_size_list<float>[D]>.
 
-    Example:
+    Examples:
 
-        embedtool embed weights.npy ids.npy -o vectors.arrow --padding-idx 0
+        embedtool embed weights.npy ids.npy -o vectors.arrow --padding-idx 0      # .npy ids, any rank
+
+        embedtool embed weights.npy ids.txt -o vectors.parquet                    # text: ids per line
+
+        embedtool embed glove.arrow sentences.txt -o vectors.arrow --oov skip     # text: tokens per line
+
+        embedtool embed glove.arrow docs.parquet -o out.arrow --column tokens --keep doc_id   # Arrow/Parquet
+
+        embedtool embed weights.npy shards/ -o out/                               # a directory of shards
+
+        embedtool embed weights.npy train.bin -o out.arrows --input-format u16 --seq-len 1024  # raw token ids
+
+        cat ids.txt | embedtool embed weights.npy - -o - | next-step              # stdin to stdout
     """
-    from embedtool.pipeline import embed_file
+    _run(weights, input, output, quiet, progress, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+         input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov,
+         unk_token=unk_token, lowercase_fallback=lowercase_fallback, output_dtype=output_dtype,
+         batch_rows=batch_rows, threads=threads)
 
-    summary = embed_file(
-        weights,
-        input,
-        output,
-        padding_idx=padding_idx,
-        max_norm=max_norm,
-        norm_type=norm_type,
-        batch_rows=batch_rows,
-        threads=threads,
-        progress=False if quiet else None,
-    )
-    if not quiet:
-        _print_summary(summary)
+
+@app.command()
+def bag(
+    weights: WeightsArg,
+    input: InputArg,
+    output: OutputOpt,
+    mode: Annotated[str, typer.Option("--mode", help="How a sequence's vectors pool: mean, sum or max.")] = "mean",
+    padding_idx: PaddingIdx = None,
+    max_norm: MaxNorm = None,
+    norm_type: NormType = 2.0,
+    input_format: InputFormat = None,
+    column: Column = None,
+    keep: Keep = [],
+    tokenizer: Tokenizer = "space",
+    seq_len: SeqLen = None,
+    oov: Oov = None,
+    unk_token: UnkToken = None,
+    lowercase_fallback: LowercaseFallback = False,
+    output_dtype: OutputDtype = None,
+    batch_rows: BatchRows = None,
+    threads: Threads = None,
+    quiet: Quiet = False,
+    progress: Progress = False,
+):
+    """Pool each sequence into one vector (embedding_bag): one output row per input row, fixed_size_list<float>[D].
+
+    Padding ids are skipped and not counted; an empty sequence gives zeros.
+
+    Examples:
+
+        embedtool bag glove.arrow sentences.txt -o sentence_vectors.parquet --mode mean --oov skip
+
+        embedtool bag weights.npy ids.npy -o pooled.arrow --mode max --padding-idx 0
+    """
+    _run(weights, input, output, quiet, progress, mode=mode, padding_idx=padding_idx, max_norm=max_norm,
+         norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
+         seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
+         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads)
 
 
 def _print_summary(summary) -> None:
@@ -115,10 +212,12 @@ def _print_summary(summary) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None, padding=(0, 1))
-    table.add_row("input", f"{summary.input}  shape {summary.input_shape}")
+    shape = f"  shape {summary.input_shape}" if summary.input_shape is not None else ""
+    table.add_row("input", f"{summary.input}{shape}")
     table.add_row("weights", f"shape {summary.weight_shape}  {summary.dtype}")
-    table.add_row("output", f"{summary.output}  {summary.rows:,} rows")
-    table.add_row("speed", f"{summary.lookups:,} lookups in {summary.seconds:.3f} s, {summary.lookups_per_second:,.0f} rows/s")
+    shards = f"  ({summary.shards} shards" + (f", {summary.skipped} skipped" if summary.skipped else "") + ")"
+    table.add_row("output", f"{summary.output}  {summary.rows:,} rows" + (shards if summary.shards > 1 or summary.skipped else ""))
+    table.add_row("speed", f"{summary.lookups:,} lookups in {summary.seconds:.3f} s, {summary.lookups_per_second:,.0f} lookups/s")
     Console(stderr=True).print(table)
 
 

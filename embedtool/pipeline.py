@@ -1,15 +1,18 @@
-"""The batch pipeline: read an input batch by batch, embed it, write Arrow record batches, atomically.
+"""The batch pipeline: read an input batch by batch, embed (or pool) it, write Arrow record batches, atomically.
 
-Memory stays bounded by one batch and the (memory-mapped) weight table, never by the input size: the output
-buffer of a batch is allocated once and reused, since fresh allocations cost page faults.
+Memory stays bounded by a few batches and the (memory-mapped) weight table, never by the input size. A reader
+thread prepares the next batch (parsing, tokenising: pyarrow and the numba parser release the GIL) while the main
+thread embeds and writes the current one; the output buffer is reused, since fresh allocations cost page faults.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import queue
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +20,38 @@ import pyarrow as pa
 
 from . import __version__, core, writers
 from .atomic import atomic_path
-from .errors import InputFormatError, in_file
+from .errors import InvalidArgumentError, in_file
 from .progress import progress_bar
+from .readers import Batch, ReadOptions, Source, column_batch, column_kind, open_sources, pick_column
+from .tokens import TokenMapper
 from .vectors import Vectors, load_vectors
 
-#: Default batch size in output bytes, when ``batch_rows`` is not given.
-BATCH_BYTES = 32 << 20
+BAG_MODES = ("sum", "mean", "max")
+OUTPUT_DTYPES = ("float16", "float32", "float64")
+
+
+@dataclass
+class EmbedOptions:
+    """What is computed for each batch: the lookup options, pooling (``mode``) and the output dtype."""
+
+    padding_idx: int | None = None
+    max_norm: float | None = None
+    norm_type: float = 2.0
+    mode: str | None = None
+    output_dtype: str | None = None
+
+    def check(self, weight: np.ndarray) -> None:
+        """Validate everything before any input is read or output written."""
+        core.normalize_padding_idx(self.padding_idx, weight.shape[0])
+        core.check_max_norm(self.max_norm, self.norm_type)
+        if self.mode is not None and self.mode not in BAG_MODES:
+            raise InvalidArgumentError(f"unknown mode {self.mode!r}; choose one of {', '.join(BAG_MODES)}")
+        if self.output_dtype is not None and self.output_dtype not in OUTPUT_DTYPES:
+            raise InvalidArgumentError(f"unknown output dtype {self.output_dtype!r}; choose one of {', '.join(OUTPUT_DTYPES)}")
+
+    def metadata(self) -> dict:
+        found = {"padding_idx": self.padding_idx, "max_norm": self.max_norm, "norm_type": self.norm_type}
+        return found if self.mode is None else {**found, "mode": self.mode}
 
 
 @dataclass
@@ -31,16 +60,112 @@ class Summary:
 
     input: str
     output: str
-    input_shape: tuple
     weight_shape: tuple
     dtype: str
-    rows: int
-    lookups: int
-    seconds: float
+    rows: int = 0
+    lookups: int = 0
+    seconds: float = 0.0
+    input_shape: tuple | None = None
+    shards: int = 0
+    skipped: int = 0
+    oov: str | None = None
+    notes: list = field(default_factory=list)
 
     @property
     def lookups_per_second(self) -> float:
         return self.lookups / self.seconds if self.seconds > 0 else float("inf")
+
+
+class _Buffer:
+    """A growable output buffer, reused across batches (each batch is written before the next is embedded)."""
+
+    def __init__(self):
+        self._flat = np.empty(0, np.uint8)
+
+    def get(self, shape: tuple, dtype) -> np.ndarray:
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if nbytes > self._flat.nbytes:
+            self._flat = np.empty(max(nbytes, self._flat.nbytes * 3 // 2), np.uint8)
+        return self._flat[:nbytes].view(dtype).reshape(shape)
+
+
+def embed_batch(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer: _Buffer | None = None) -> pa.Array:
+    """The output column for one batch: its rows embedded (or pooled with ``options.mode``)."""
+    from .lookup import embedding
+
+    buffer = buffer or _Buffer()
+    dim = weight.shape[1]
+    if options.mode is None:
+        shape = batch.ids.shape + (dim,)
+        values = embedding(batch.ids, weight, options.padding_idx, options.max_norm, options.norm_type,
+                           out=buffer.get(shape, weight.dtype), where=batch.where)
+        if batch.zero is not None and batch.zero.size:
+            values.reshape(-1, dim)[batch.zero] = 0
+    else:
+        from .bag import embedding_bag
+
+        ids, offsets = batch.ids, batch.offsets
+        if offsets is None:
+            ids = ids.reshape(ids.shape[0], -1)
+        values = embedding_bag(ids, weight, offsets, options.mode, padding_idx=options.padding_idx,
+                               include_last_offset=offsets is not None, max_norm=options.max_norm,
+                               norm_type=options.norm_type, out=buffer.get((batch.rows, dim), weight.dtype),
+                               where=batch.where)
+    if options.output_dtype is not None and values.dtype != np.dtype(options.output_dtype):
+        values = values.astype(options.output_dtype)
+    if options.mode is not None:
+        return writers.vectors_array(values)
+    if batch.offsets is not None:
+        return writers.ragged_array(values, batch.offsets)
+    return writers.embedding_array(values)
+
+
+def _column_type(source: Source, weight: np.ndarray, options: EmbedOptions) -> pa.DataType:
+    dtype = np.dtype(options.output_dtype or weight.dtype)
+    dim = weight.shape[1]
+    if options.mode is not None:
+        return writers.vectors_type(dtype, dim)
+    if source.ragged:
+        return writers.ragged_type(dtype, dim)
+    return writers.embedding_type(dtype, source.row_shape + (dim,))
+
+
+def _prefetch(items, depth: int = 2):
+    """Iterate ``items`` in a background thread, ``depth`` items ahead; errors surface in the caller."""
+    slots: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put((None, e))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 @contextlib.contextmanager
@@ -59,104 +184,162 @@ def num_threads(n: int | None):
         numba.set_num_threads(previous)
 
 
-def open_indices(path) -> np.ndarray:
-    """Memory-map a ``.npy`` index array (any integer dtype, any rank)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFormatError(f"{path}: no such file")
-    try:
-        idx = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise InputFormatError(f"{path}: not a readable .npy file ({e})") from None
-    if idx.dtype.kind not in "iuf":
-        raise InputFormatError(f"{path}: indices must be integers, got dtype {idx.dtype}")
-    return idx
-
-
-def _metadata(vectors: Vectors, weights_name: str, input_name: str, input_shape, options: dict) -> dict:
+def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt: str, options: EmbedOptions,
+                  mapper: TokenMapper | None, progress, summary: Summary) -> None:
+    weight = vectors.matrix
     meta = {
         "embedtool.version": __version__,
         "embedtool.weights": weights_name,
-        "embedtool.input": input_name,
-        "embedtool.input_shape": list(input_shape),
-        "embedtool.weight_shape": list(vectors.matrix.shape),
-        "embedtool.dtype": str(vectors.matrix.dtype),
-        **{f"embedtool.{k}": v for k, v in options.items()},
+        "embedtool.input": source.name,
+        "embedtool.weight_shape": list(weight.shape),
+        "embedtool.dtype": np.dtype(options.output_dtype or weight.dtype).name,
+        **{f"embedtool.{k}": v for k, v in options.metadata().items()},
     }
-    return {k: json.dumps(v) for k, v in meta.items()}
+    if source.input_shape is not None:
+        meta["embedtool.input_shape"] = list(source.input_shape)
+    if mapper is not None:
+        meta["embedtool.oov_policy"] = mapper.policy
+    fields = [*source.keep_fields, pa.field("embedding", _column_type(source, weight, options))]
+    schema = pa.schema(fields, metadata={k: json.dumps(v) for k, v in meta.items()})
+    buffer = _Buffer()
+    writer = writers.BatchWriter(sink, schema, fmt)
+    with progress_bar(source.name, source.total, source.unit, progress) as bar:
+        oov_before = mapper.oov_tokens if mapper else 0
+        for batch in _prefetch(source.batches):
+            with in_file(source.name):
+                column = embed_batch(batch, weight, options, buffer)
+            oov_now = mapper.oov_tokens if mapper else 0
+            writer.write(pa.record_batch([*batch.keep, column], schema=schema),
+                         {"embedtool.oov_tokens": str(oov_now - oov_before)} if mapper else None)
+            oov_before = oov_now
+            summary.rows += batch.rows
+            summary.lookups += int(batch.ids.size)
+            bar.advance(batch.size)
+    totals = None
+    if mapper is not None:
+        totals = {"embedtool.oov_tokens": str(mapper.oov_tokens),
+                  "embedtool.oov_top": json.dumps(mapper.counts.most_common(20))}
+    writer.close(totals)
 
 
-def embed_file(
+def embed_path(
     weights,
     input,
     output,
     *,
+    mode: str | None = None,
     padding_idx=None,
     max_norm=None,
     norm_type=2.0,
+    output_dtype: str | None = None,
+    input_format: str | None = None,
+    column: str | None = None,
+    keep=(),
+    tokenizer: str = "space",
+    seq_len: int | None = None,
+    oov: str | None = None,
+    unk_token: str | None = None,
+    lowercase_fallback: bool = False,
     batch_rows: int | None = None,
     threads: int | None = None,
     progress: bool | None = None,
+    resume: bool = False,
 ) -> Summary:
-    """Embed a ``.npy`` index file into an Arrow/Parquet file (or ``-``, stdout), batch by batch.
+    """Embed (or pool, with ``mode``) every row of ``input`` and write ``output``; the engine of the CLI.
 
-    ``weights`` is a path or a ``Vectors``. Rows are the input's first axis (a 0-d input is one row). Errors name the
-    input file and the index's position in the whole input; nothing is left at ``output`` on any failure.
+    ``input`` is a file, a directory of shards (``output`` is then a directory of shards, one per input file) or
+    ``-`` (stdin); ``output`` is ``.arrow``/``.feather``/``.arrows``/``.parquet`` or ``-`` (an IPC stream on
+    stdout). Every output file is written atomically; ``resume`` skips shards whose output already exists.
     """
-    from .lookup import embedding
-
     vectors = weights if isinstance(weights, Vectors) else load_vectors(weights)
     weight = vectors.matrix
-    num_embeddings, dim = weight.shape
-    # Validate options once, before anything is read or written.
-    core.normalize_padding_idx(padding_idx, num_embeddings)
-    core.check_max_norm(max_norm, norm_type)
-    idx = open_indices(input)
-    fmt = writers.output_format(str(output))
-    shape = idx.shape
-    rows_view = idx.reshape(1) if idx.ndim == 0 else idx
-    total_rows = rows_view.shape[0]
-    inner = rows_view.shape[1:]
-    row_bytes = max(1, int(np.prod(inner, dtype=np.int64)) * dim * weight.dtype.itemsize)
-    batch_rows = batch_rows or max(1, BATCH_BYTES // row_bytes)
-    buffer = np.empty((min(batch_rows, total_rows),) + inner + (dim,), weight.dtype)
-
-    options = {"padding_idx": padding_idx, "max_norm": max_norm, "norm_type": norm_type}
-    column_type = writers.embedding_type(weight.dtype, inner + (dim,))
-    schema = pa.schema([pa.field("embedding", column_type)]).with_metadata(
-        _metadata(vectors, Path(str(vectors.metadata.get("source", weights))).name, Path(input).name, shape, options)
-    )
-
-    def run(sink):
-        with writers.batch_writer(sink, schema, fmt) as write, progress_bar(
-            "embedding", total_rows, "rows", progress
-        ) as bar:
-            for start in range(0, total_rows, batch_rows):
-                stop = min(total_rows, start + batch_rows)
-                chunk = np.asarray(rows_view[start:stop])
-                where = core.array_position(shape, offset=start) if idx.ndim else core.array_position(())
-                with in_file(input):
-                    values = embedding(
-                        chunk, weight, padding_idx, max_norm, norm_type, out=buffer[: stop - start], where=where
-                    )
-                write(pa.record_batch([writers.embedding_array(values)], schema=schema))
-                bar.advance(stop - start)
-
+    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype)
+    options.check(weight)
+    read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), tokenizer=tokenizer,
+                       seq_len=seq_len, batch_rows=batch_rows,
+                       chunk_bytes=_chunk_bytes(weight))
+    if vectors.tokens is not None:
+        read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode)
+    weights_name = Path(str(vectors.metadata.get("source", weights))).name
+    directory = str(input) != "-" and Path(input).is_dir()
+    summary = Summary(str(input), str(output), tuple(weight.shape), np.dtype(output_dtype or weight.dtype).name)
     started = time.perf_counter()
     with num_threads(threads):
-        if str(output) == "-":
-            run(writers.stdout_sink())
+        sources = open_sources(str(input), read)
+        if directory:
+            out_dir = Path(output)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            targets = [out_dir / shard_name(s.name) for s in sources]
+        elif str(output) != "-":
+            writers.output_format(str(output))
+            targets = [Path(output)]
         else:
-            with atomic_path(output) as tmp:
-                run(str(tmp))
-    seconds = time.perf_counter() - started
-    return Summary(
-        input=str(input),
-        output=str(output),
-        input_shape=tuple(shape),
-        weight_shape=tuple(weight.shape),
-        dtype=str(weight.dtype),
-        rows=total_rows,
-        lookups=int(idx.size),
-        seconds=seconds,
-    )
+            targets = ["-"]
+        for source, target in zip(sources, targets):
+            summary.notes += source.notes
+            if resume and target != "-" and target.exists():
+                summary.skipped += 1
+                continue
+            summary.input_shape = source.input_shape
+            if target == "-":
+                _write_source(source, vectors, weights_name, writers.stdout_sink(), "ipc-stream", options,
+                              read.mapper, progress, summary)
+            else:
+                with atomic_path(target) as tmp:
+                    _write_source(source, vectors, weights_name, str(tmp), writers.output_format(str(target)),
+                                  options, read.mapper, progress, summary)
+            summary.shards += 1
+    summary.seconds = time.perf_counter() - started
+    summary.oov = read.mapper.report() if read.mapper is not None and read.mapper.oov_tokens else None
+    return summary
+
+
+def shard_name(input_name: str) -> str:
+    """The output shard for an input shard: Parquet stays Parquet, everything else becomes an Arrow IPC file."""
+    p = Path(input_name)
+    return p.stem + (".parquet" if p.suffix.lower() == ".parquet" else ".arrow")
+
+
+def _chunk_bytes(weight: np.ndarray) -> int:
+    """Text read size: about 32 MB of output per chunk (a token's text is a few bytes, its vector D floats)."""
+    per_token = max(1, weight.shape[1] * weight.dtype.itemsize)
+    return int(np.clip((32 << 20) // per_token * 6, 64 << 10, 16 << 20))
+
+
+def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) -> TokenMapper:
+    mapper = TokenMapper.create(vectors, oov, unk_token, padding_idx, lowercase_fallback)
+    if mode is not None and mapper.policy == "zero":
+        raise InvalidArgumentError("--oov zero applies to embed; with bag use skip, unk or padding")
+    if mapper.policy == "padding":
+        mapper.padding_idx = core.normalize_padding_idx(padding_idx, len(vectors))
+    return mapper
+
+
+def embed_table(
+    table: pa.Table,
+    vectors: Vectors,
+    *,
+    column: str | None = None,
+    mode: str | None = None,
+    padding_idx=None,
+    max_norm=None,
+    norm_type=2.0,
+    oov: str | None = None,
+    unk_token: str | None = None,
+    lowercase_fallback: bool = False,
+    keep=(),
+    output_dtype: str | None = None,
+) -> pa.Table:
+    """Embed one Arrow table: ``keep`` columns plus ``embedding``; the CLI's per-batch code path, engine-neutral.
+
+    A module-level ``pa.Table -> pa.Table`` function, so Ray Data's ``map_batches(embed_table,
+    batch_format="pyarrow", fn_kwargs=...)``, Spark's ``mapInArrow`` and Dask can all call it.
+    """
+    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype)
+    options.check(vectors.matrix)
+    source_column = pick_column("table", table.schema, column)
+    layout, values = column_kind(table.schema.field(source_column).type)
+    mapper = _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) if values == "tokens" else None
+    batch = column_batch(table.column(source_column).combine_chunks(), layout, values, 0, mapper)
+    result = embed_batch(batch, vectors.matrix, options)
+    return pa.table([*(table.column(k) for k in keep), result], names=[*keep, "embedding"])

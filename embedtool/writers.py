@@ -2,12 +2,12 @@
 
 Output contract (see README): a 1-D input gives one row per index, column ``embedding`` of type
 ``fixed_size_list<dtype>[D]``; a k-D input of shape ``(d0, d1, ...)`` gives d0 rows of the canonical extension type
-``arrow.fixed_shape_tensor`` with shape ``[d1, ..., D]``; ragged sequences give ``list<fixed_size_list<dtype>[D]>``.
+``arrow.fixed_shape_tensor`` with shape ``[d1, ..., D]``; ragged sequences give ``list<fixed_size_list<dtype>[D]>``;
+pooled rows (``bag``) give ``fixed_size_list<dtype>[D]``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 
@@ -17,7 +17,21 @@ import pyarrow as pa
 from .errors import InvalidArgumentError
 
 IPC_FILE_SUFFIXES = {".arrow", ".feather", ".ipc"}
-OUTPUT_SUFFIXES = IPC_FILE_SUFFIXES | {".arrows", ".parquet"}
+
+
+def vectors_type(dtype, dim: int) -> pa.DataType:
+    return pa.list_(pa.from_numpy_dtype(dtype), dim)
+
+
+def embedding_type(dtype, row_shape: tuple[int, ...]) -> pa.DataType:
+    """The ``embedding`` column's type for fixed rows of shape ``row_shape`` (``(D,)`` or ``(d1, ..., D)``)."""
+    if len(row_shape) == 1:
+        return vectors_type(dtype, row_shape[0])
+    return pa.fixed_shape_tensor(pa.from_numpy_dtype(dtype), list(row_shape))
+
+
+def ragged_type(dtype, dim: int) -> pa.DataType:
+    return pa.list_(vectors_type(dtype, dim))
 
 
 def vectors_array(values: np.ndarray) -> pa.FixedSizeListArray:
@@ -29,16 +43,8 @@ def vectors_array(values: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, dim)
 
 
-def embedding_type(dtype, row_shape: tuple[int, ...]) -> pa.DataType:
-    """The ``embedding`` column's type for rows of shape ``row_shape`` (``(D,)`` or ``(d1, ..., D)``)."""
-    value_type = pa.from_numpy_dtype(dtype)
-    if len(row_shape) == 1:
-        return pa.list_(value_type, row_shape[0])
-    return pa.fixed_shape_tensor(value_type, list(row_shape))
-
-
 def embedding_array(values: np.ndarray) -> pa.Array:
-    """The ``embedding`` column for a batch of rows of shape ``(rows, *inner, D)``, without copying the values."""
+    """The ``embedding`` column for fixed rows of shape ``(rows, *inner, D)``, without copying the values."""
     if values.ndim == 2:
         return vectors_array(values)
     storage = vectors_array(values.reshape(values.shape[0], -1))
@@ -66,19 +72,34 @@ def output_format(path: str) -> str:
     )
 
 
-@contextlib.contextmanager
-def batch_writer(sink, schema: pa.Schema, fmt: str):
-    """Yield ``write(record_batch)`` writing ``fmt`` to ``sink`` (a path or a binary file object)."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+class BatchWriter:
+    """Writes record batches as ``fmt`` to ``sink`` (a path or a binary file object).
 
-        writer = pq.ParquetWriter(sink, schema)
-    elif fmt == "ipc-file":
-        writer = pa.ipc.new_file(sink, schema)
-    else:
-        writer = pa.ipc.new_stream(sink, schema)
-    with writer:
-        yield writer.write_batch
+    ``write(batch, metadata)`` attaches per-batch custom metadata (IPC); ``close(metadata)`` adds key-value metadata
+    known only at the end to the Parquet footer.
+    """
+
+    def __init__(self, sink, schema: pa.Schema, fmt: str):
+        self.fmt = fmt
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(sink, schema)
+        elif fmt == "ipc-file":
+            self._writer = pa.ipc.new_file(sink, schema)
+        else:
+            self._writer = pa.ipc.new_stream(sink, schema)
+
+    def write(self, batch: pa.RecordBatch, metadata: dict | None = None) -> None:
+        if metadata and self.fmt != "parquet":
+            self._writer.write_batch(batch, custom_metadata=metadata)
+        else:
+            self._writer.write_batch(batch)
+
+    def close(self, metadata: dict | None = None) -> None:
+        if metadata and self.fmt == "parquet":
+            self._writer.add_key_value_metadata(metadata)
+        self._writer.close()
 
 
 def stdout_sink():

@@ -1,0 +1,463 @@
+"""Inputs of ``embed`` and ``bag``: every kind of file becomes a ``Source``, a stream of ``Batch`` es of row ids.
+
+Kinds: ``.npy`` arrays (memory-mapped), text files of ids or tokens (one sequence per line), Arrow IPC files and
+streams, Parquet, directories of shards (one ``Source`` per file), raw fixed-width token-id files (``.bin``), and
+stdin (text, or an Arrow IPC stream recognised by its first bytes). Every batch carries a ``where`` that names a
+position in the user's terms (line and column, row and list position, array position).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from . import core
+from .errors import InputFormatError, InvalidArgumentError
+from .tokens import TOKENIZERS, TokenMapper, parse_id_lines, split_lines, tokenize
+
+RAW_FORMATS = {"u16": np.uint16, "u32": np.uint32, "i32": np.int32, "i64": np.int64}
+INPUT_FORMATS = ("ids", "tokens", *RAW_FORMATS)
+ARROW_SUFFIXES = {".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "stream", ".parquet": "parquet"}
+_IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
+
+
+@dataclass
+class Batch:
+    """Row ids of a batch of input rows.
+
+    Fixed-shape rows: ``ids`` has shape ``(rows, *inner)`` and ``offsets`` is None. Ragged rows (sequences):
+    ``ids`` is flat and ``offsets`` (rows + 1, int64) delimits each row. ``zero`` lists flat positions that embed
+    to zeros (OOV tokens under ``--oov zero``); ``keep`` are columns carried to the output row by row.
+    """
+
+    ids: np.ndarray
+    offsets: np.ndarray | None
+    where: core.Where
+    keep: list = field(default_factory=list)
+    zero: np.ndarray | None = None
+    size: int = 0  # progress units (bytes or rows) this batch accounts for
+
+    @property
+    def rows(self) -> int:
+        return self.ids.shape[0] if self.offsets is None else self.offsets.shape[0] - 1
+
+
+@dataclass
+class Source:
+    """One input: its name, the shape of its rows and its batches (a one-shot iterator)."""
+
+    name: str
+    ragged: bool
+    row_shape: tuple  # fixed rows: the inner shape of a row's ids (() for one id per row)
+    batches: Iterator[Batch]
+    keep_fields: list = field(default_factory=list)
+    total: int | None = None  # progress total, in ``unit``
+    unit: str = "rows"
+    input_shape: tuple | None = None
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class ReadOptions:
+    """How inputs are read: format overrides, columns, tokenising and the OOV mapping."""
+
+    input_format: str | None = None
+    column: str | None = None
+    keep: tuple = ()
+    tokenizer: str = "space"
+    seq_len: int | None = None
+    batch_rows: int | None = None
+    chunk_bytes: int = 1 << 20
+    encoding: str = "utf-8"
+    mapper: TokenMapper | None = None  # set when tokens are mapped through a vocabulary
+    make_mapper: Callable | None = None  # builds ``mapper`` when a source turns out to need one
+
+
+def ragged_where(offsets: np.ndarray, first_row: int, row_word: str, col_word: str, base: int) -> core.Where:
+    """Describe a flat position of ragged ``ids`` as ``line 3, column 2`` (or ``row 3, position 1``)."""
+
+    def where(flat: int) -> str:
+        row = int(np.searchsorted(offsets, flat, side="right")) - 1
+        return f"{row_word} {first_row + row}, {col_word} {flat - int(offsets[row]) + base}"
+
+    return where
+
+
+def open_sources(path: str, options: ReadOptions) -> list[Source]:
+    """The sources of ``path``: one for a file or stdin (``-``), one per shard for a directory, in name order."""
+    if options.input_format is not None and options.input_format not in INPUT_FORMATS:
+        raise InvalidArgumentError(f"unknown --input-format {options.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
+    if options.tokenizer not in TOKENIZERS:
+        raise InvalidArgumentError(f"unknown --tokenizer {options.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+    if path == "-":
+        return [_stdin_source(options)]
+    p = Path(path)
+    if p.is_dir():
+        shards = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith((".", "_")))
+        if not shards:
+            raise InputFormatError(f"{p}: the directory holds no input files")
+        return [open_file(str(f), options) for f in shards]
+    return [open_file(path, options)]
+
+
+def open_file(path: str, options: ReadOptions) -> Source:
+    """The source of one file, by ``--input-format``, else its suffix, else its first bytes."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFormatError(f"{p}: no such file")
+    fmt = options.input_format
+    if fmt in RAW_FORMATS:
+        return _raw_source(p, RAW_FORMATS[fmt], options)
+    if fmt not in ("ids", "tokens"):
+        with open(p, "rb") as f:
+            head = f.read(8)
+        suffix = p.suffix.lower()
+        if suffix == ".npy" or head.startswith(b"\x93NUMPY"):
+            return _npy_source(p, options)
+        if suffix in ARROW_SUFFIXES or head.startswith((b"ARROW1", b"PAR1", _IPC_STREAM_MAGIC)):
+            return _arrow_source(p, _arrow_kind(suffix, head), options)
+        if suffix == ".bin":
+            raise InvalidArgumentError(f"{p}: a raw token-id file needs --input-format u16, u32, i32 or i64")
+    return _text_source(p.name, open(p, "rb"), p.stat().st_size, options)
+
+
+def _arrow_kind(suffix: str, head: bytes) -> str:
+    if head.startswith(b"ARROW1"):
+        return "ipc"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(_IPC_STREAM_MAGIC):
+        return "stream"
+    return ARROW_SUFFIXES[suffix]
+
+
+# ---- .npy and raw token-id files: fixed-shape rows, memory-mapped.
+
+
+def _npy_source(p: Path, options: ReadOptions) -> Source:
+    try:
+        ids = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise InputFormatError(f"{p}: not a readable .npy file ({e})") from None
+    if ids.dtype.kind not in "iuf":
+        raise InputFormatError(f"{p}: indices must be integers, got dtype {ids.dtype}")
+    _no_keep(p, options)
+    shape = ids.shape
+    rows = ids.reshape(1) if ids.ndim == 0 else ids
+    where = (lambda start: core.array_position(shape, offset=start)) if ids.ndim else (lambda start: core.array_position(()))
+    return Source(p.name, False, rows.shape[1:], _array_batches(rows, where, options), total=rows.shape[0],
+                  input_shape=shape)
+
+
+def _raw_source(p: Path, dtype, options: ReadOptions) -> Source:
+    _no_keep(p, options)
+    itemsize = np.dtype(dtype).itemsize
+    size = p.stat().st_size
+    if size % itemsize:
+        raise InputFormatError(f"{p}: size {size} bytes is not a multiple of {itemsize} ({np.dtype(dtype).name} ids)")
+    tokens = np.memmap(p, dtype=dtype, mode="r") if size else np.empty(0, dtype)
+    notes = []
+    if options.seq_len:
+        rows = tokens.shape[0] // options.seq_len
+        tail = tokens.shape[0] - rows * options.seq_len
+        if tail:
+            notes.append(f"{p.name}: the last {tail} tokens do not fill a row of --seq-len {options.seq_len} "
+                         "and were left out")
+        tokens = tokens[: rows * options.seq_len].reshape(rows, options.seq_len)
+
+    def where(start):
+        def describe(flat: int) -> str:
+            token = start * (options.seq_len or 1) + flat
+            return f"token {token}" + (f" (row {token // options.seq_len}, position {token % options.seq_len})"
+                                       if options.seq_len else "")
+        return describe
+
+    return Source(p.name, False, tokens.shape[1:], _array_batches(tokens, where, options), total=tokens.shape[0],
+                  input_shape=tokens.shape, notes=notes)
+
+
+def _array_batches(rows: np.ndarray, where, options: ReadOptions) -> Iterator[Batch]:
+    step = options.batch_rows or max(1, (4 << 20) // max(1, int(np.prod(rows.shape[1:], dtype=np.int64))))
+    for start in range(0, rows.shape[0], step):
+        chunk = np.asarray(rows[start : start + step])
+        yield Batch(chunk, None, where(start), size=chunk.shape[0])
+
+
+def _no_keep(p, options: ReadOptions) -> None:
+    if options.keep:
+        raise InvalidArgumentError(f"{p}: --keep needs an Arrow or Parquet input (this input has no columns)")
+
+
+# ---- text: ids or tokens, one sequence per line, read in chunks of whole lines.
+
+
+def _text_source(name: str, stream, total: int | None, options: ReadOptions) -> Source:
+    _no_keep(name, options)
+    as_tokens = options.input_format == "tokens" or (options.input_format is None and options.make_mapper is not None)
+    if as_tokens and options.mapper is None:
+        if options.make_mapper is None:
+            raise InvalidArgumentError(f"{name}: reading tokens needs weights with a vocabulary")
+        options.mapper = options.make_mapper()
+    return Source(name, True, (), _text_batches(name, stream, as_tokens, options), total=total, unit="bytes")
+
+
+def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Chunks of whole lines (the last line gets its missing newline) and their first line numbers."""
+    first_line = 1
+    rest = b""
+    bom = True
+    while True:
+        data = stream.read(chunk_bytes)
+        if bom:
+            data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+            bom = False
+        if not data:
+            break
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            continue
+        yield data[:cut], first_line
+        first_line += data.count(b"\n", 0, cut)
+        rest = data[cut:]
+    if rest:
+        yield rest + b"\n", first_line
+
+
+def _text_batches(name, stream, as_tokens: bool, options: ReadOptions) -> Iterator[Batch]:
+    with stream:
+        for chunk, first_line in _line_chunks(stream, options.chunk_bytes):
+            if as_tokens:
+                try:
+                    text = chunk.decode(options.encoding)
+                except UnicodeDecodeError as e:
+                    line = first_line + chunk.count(b"\n", 0, e.start)
+                    raise InputFormatError(f"{name}: line {line}: invalid {options.encoding} ({e.reason})") from None
+                tokens, offsets = tokenize(split_lines(text), options.tokenizer)
+                where = ragged_where(offsets, first_line, "line", "column", 1)
+                ids, offsets, zero = options.mapper.map(tokens, offsets, where)
+            else:
+                try:
+                    ids, offsets = parse_id_lines(chunk, first_line)
+                except InputFormatError as e:
+                    raise InputFormatError(f"{name}: {e}") from None
+                zero = None
+            batch = Batch(ids, offsets, ragged_where(offsets, first_line, "line", "column", 1), zero=zero,
+                          size=len(chunk))
+            yield from _split_rows(batch, options.batch_rows)
+
+
+def _split_rows(batch: Batch, max_rows: int | None) -> Iterator[Batch]:
+    """Split a ragged batch into batches of at most ``max_rows`` rows (positions keep their line numbers)."""
+    if not max_rows or batch.rows <= max_rows:
+        yield batch
+        return
+    offsets = batch.offsets
+    for start in range(0, batch.rows, max_rows):
+        stop = min(batch.rows, start + max_rows)
+        lo, hi = int(offsets[start]), int(offsets[stop])
+        zero = None if batch.zero is None else batch.zero[(batch.zero >= lo) & (batch.zero < hi)] - lo
+        yield Batch(batch.ids[lo:hi], offsets[start : stop + 1] - lo, _shifted(batch.where, lo), zero=zero,
+                    size=batch.size * (stop - start) // batch.rows)
+
+
+def _shifted(where, by: int):
+    return lambda flat: where(flat + by)
+
+
+# ---- stdin: an Arrow IPC stream (by its first bytes) or text.
+
+
+class _Prefixed:
+    """A read-only binary stream that first returns bytes already read from ``stream``."""
+
+    def __init__(self, head: bytes, stream):
+        self._head, self._stream = head, stream
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                data, self._head = self._head + self._stream.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data + (self._stream.read(n - len(data)) if n > len(data) else b"")
+        return self._stream.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _stdin_source(options: ReadOptions) -> Source:
+    stdin = sys.stdin.buffer
+    head = stdin.read(4)
+    stream = _Prefixed(head, stdin)
+    if head == _IPC_STREAM_MAGIC:
+        _check_raw_format("stdin", options)
+        try:
+            reader = pa.ipc.open_stream(pa.PythonFile(stream, mode="r"))
+        except pa.ArrowInvalid as e:
+            raise InputFormatError(f"stdin: not a readable Arrow IPC stream ({e})") from None
+        return _record_batch_source("stdin", reader.schema, _stream_batches("stdin", reader), None, options)
+    if options.input_format in RAW_FORMATS:
+        raise InvalidArgumentError("stdin: raw token-id input must be a file (it is memory-mapped)")
+    return _text_source("stdin", stream, None, options)
+
+
+def _check_raw_format(name, options):
+    if options.input_format is not None:
+        raise InvalidArgumentError(f"{name}: --input-format {options.input_format} does not apply to Arrow input")
+
+
+# ---- Arrow IPC files and streams, Parquet: a column of ids or tokens, flat or lists.
+
+
+def _arrow_source(p: Path, kind: str, options: ReadOptions) -> Source:
+    _check_raw_format(p.name, options)
+    try:
+        if kind == "stream":
+            reader = pa.ipc.open_stream(pa.memory_map(str(p)))
+            return _record_batch_source(p.name, reader.schema, _stream_batches(p.name, reader), None, options)
+        import pyarrow.dataset as ds
+
+        dataset = ds.dataset(str(p), format="parquet" if kind == "parquet" else "ipc")
+        schema = dataset.schema
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputFormatError(f"{p.name}: not a readable {kind} file ({e})") from None
+    column = pick_column(p.name, schema, options.column)
+    wanted = [column, *options.keep]
+    batches = (b for b in dataset.to_batches(columns=wanted, batch_size=options.batch_rows or 65536))
+    return _record_batch_source(p.name, schema, _guard(p.name, batches), dataset.count_rows(), options)
+
+
+def _stream_batches(name, reader):
+    return _guard(name, iter(reader))
+
+
+def _guard(name, batches):
+    """Turn Arrow's read errors (a truncated stream, a corrupt page) into errors that name the file."""
+    try:
+        yield from batches
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputFormatError(f"{name}: cannot read the input ({e})") from None
+
+
+def _value_kind(t: pa.DataType) -> str | None:
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return "ids"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "tokens"
+    return None
+
+
+def column_kind(t: pa.DataType) -> tuple[str, str] | None:
+    """``(layout, values)``: layout ``flat``, ``list`` or ``fixed``; values ``ids`` or ``tokens``; None if unusable."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        values = _value_kind(t.value_type)
+        return ("list", values) if values else None
+    if pa.types.is_fixed_size_list(t):
+        return ("fixed", "ids") if _value_kind(t.value_type) == "ids" else None
+    values = _value_kind(t)
+    return ("flat", values) if values else None
+
+
+def pick_column(name: str, schema: pa.Schema, column: str | None) -> str:
+    if column is not None:
+        if column not in schema.names:
+            raise InvalidArgumentError(f"{name}: no column {column!r} (columns: {', '.join(schema.names)})")
+        if column_kind(schema.field(column).type) is None:
+            raise InputFormatError(
+                f"{name}: column {column!r} has type {schema.field(column).type}; expected integers, strings, "
+                "or lists of them"
+            )
+        return column
+    usable = [f.name for f in schema if column_kind(f.type) is not None]
+    if len(usable) != 1:
+        found = ", ".join(f"{f.name} ({f.type})" for f in schema)
+        raise InvalidArgumentError(f"{name}: say which column holds the ids or tokens with --column (columns: {found})")
+    return usable[0]
+
+
+def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> Source:
+    column = pick_column(name, schema, options.column)
+    for k in options.keep:
+        if k not in schema.names:
+            raise InvalidArgumentError(f"{name}: no column {k!r} to --keep (columns: {', '.join(schema.names)})")
+    layout, values = column_kind(schema.field(column).type)
+    if values == "tokens" and options.mapper is None:
+        if options.make_mapper is None:
+            raise InvalidArgumentError(f"{name}: column {column!r} holds tokens, which need weights with a vocabulary")
+        options.mapper = options.make_mapper()
+    if layout == "flat" and values == "tokens" and options.mapper.policy == "skip":
+        raise InvalidArgumentError(f"{name}: --oov skip needs sequences; column {column!r} has one token per row")
+    row_shape = (schema.field(column).type.list_size,) if layout == "fixed" else ()
+    keep_fields = [schema.field(k) for k in options.keep]
+    return Source(name, layout == "list", row_shape,
+                  _arrow_batches(name, batches, column, layout, values, options), keep_fields, total)
+
+
+def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) -> Iterator[Batch]:
+    first_row = 0
+    for record_batch in batches:
+        array = record_batch.column(column)
+        keep = [record_batch.column(k) for k in options.keep]
+        try:
+            batch = column_batch(array, layout, values, first_row, options.mapper)
+        except InputFormatError as e:
+            raise InputFormatError(f"{name}: {e}") from None
+        batch.keep = keep
+        batch.size = len(array)
+        first_row += len(array)
+        yield batch
+
+
+def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapper: TokenMapper | None) -> Batch:
+    """A ``Batch`` from one Arrow column chunk (rows numbered from ``first_row``)."""
+    if array.null_count:
+        row = first_row + int(np.flatnonzero(~np.asarray(array.is_valid()))[0])
+        raise InputFormatError(f"row {row} is null")
+    if layout == "flat":
+        where = lambda flat: f"row {first_row + flat}"  # noqa: E731
+        if values == "tokens":
+            ids, _, zero = mapper.map(array, np.arange(len(array) + 1), where)
+            return Batch(ids, None, where, zero=zero)
+        return Batch(array.to_numpy(zero_copy_only=False), None, where)
+    if layout == "fixed":
+        size = array.type.list_size
+        flat = array.flatten()
+        _no_null_items(flat, first_row, size)
+        where = lambda flat_pos: f"row {first_row + flat_pos // size}, position {flat_pos % size}"  # noqa: E731
+        return Batch(flat.to_numpy(zero_copy_only=False).reshape(len(array), size), None, where)
+    offsets = np.asarray(array.offsets, dtype=np.int64)
+    offsets = offsets - offsets[0]
+    items = array.flatten()
+    if items.null_count:
+        bad = int(np.flatnonzero(~np.asarray(items.is_valid()))[0])
+        row = int(np.searchsorted(offsets, bad, side="right")) - 1
+        raise InputFormatError(f"row {first_row + row}, position {bad - offsets[row]} is null")
+    where = ragged_where(offsets, first_row, "row", "position", 0)
+    if values == "tokens":
+        ids, offsets, zero = mapper.map(items, offsets, where)
+        return Batch(ids, offsets, where, zero=zero)
+    return Batch(items.to_numpy(zero_copy_only=False), offsets, where)
+
+
+def _no_null_items(flat, first_row, size):
+    if flat.null_count:
+        bad = int(np.flatnonzero(~np.asarray(flat.is_valid()))[0])
+        raise InputFormatError(f"row {first_row + bad // size}, position {bad % size} is null")

@@ -1,0 +1,190 @@
+"""Text inputs to index arrays: a compiled parser for id lines, vectorised tokenising and vocabulary mapping.
+
+Both produce *ragged* sequences: flat ``values`` and ``offsets`` (one sequence per line, a blank line is an empty
+sequence), with positions reported as file line and column.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+
+from .errors import InputFormatError, InvalidArgumentError
+
+OOV_POLICIES = ("error", "unk", "padding", "skip", "zero")
+TOKENIZERS = ("space", "whitespace", "chars")
+UNK_TOKENS = ("<unk>", "[UNK]")
+_MAX_DIGITS = 18  # an id of more digits would overflow int64: reported as not a valid id
+
+
+@njit(cache=True, nogil=True)
+def _parse_ids(buf, values, line_ends):
+    """Parse ASCII-whitespace separated integers, one sequence per ``\\n``-terminated line.
+
+    Fills ``values`` and ``line_ends`` (the count of values after each line). Returns ``(n_values, n_lines, bad)``
+    where ``bad`` is the byte offset of the first token that is not an integer id (-1 if none).
+    """
+    n = buf.shape[0]
+    nv = 0
+    nl = 0
+    i = 0
+    while i < n:
+        c = buf[i]
+        if c == 10:  # newline
+            line_ends[nl] = nv
+            nl += 1
+            i += 1
+        elif c == 32 or c == 9 or c == 13 or c == 11 or c == 12:
+            i += 1
+        else:
+            start = i
+            negative = c == 45  # '-'
+            if negative or c == 43:  # sign
+                i += 1
+            value = np.int64(0)
+            digits = 0
+            while i < n and 48 <= buf[i] <= 57:
+                value = value * 10 + (buf[i] - 48)
+                digits += 1
+                i += 1
+            if digits == 0 or digits > _MAX_DIGITS or (i < n and buf[i] not in (32, 9, 13, 10, 11, 12)):
+                return nv, nl, start
+            values[nv] = -value if negative else value
+            nv += 1
+    return nv, nl, -1
+
+
+def parse_id_lines(chunk: bytes, first_line: int):
+    """Parse a chunk of complete lines of ids; returns ``(values int64, offsets int64)``.
+
+    Errors name the line and column (the token's number in its line, from 1) and the offending text.
+    """
+    buf = np.frombuffer(chunk, np.uint8)
+    values = np.empty(len(chunk) // 2 + 1, np.int64)
+    line_ends = np.empty(int(np.count_nonzero(buf == 10)) + 1, np.int64)
+    nv, nl, bad = _parse_ids(buf, values, line_ends)
+    if bad >= 0:
+        line_start = chunk.rfind(b"\n", 0, bad) + 1
+        line_no = first_line + chunk.count(b"\n", 0, bad)
+        column = len(chunk[line_start:bad].split()) + 1
+        token = chunk[bad:].split(maxsplit=1)[0].decode("utf-8", "replace")
+        raise InputFormatError(f"{token!r} at line {line_no}, column {column} is not an integer id")
+    offsets = np.zeros(nl + 1, np.int64)
+    offsets[1:] = line_ends[:nl]
+    return values[:nv], offsets
+
+
+def split_lines(text: str) -> pa.StringArray:
+    """The lines of a chunk of complete lines (``\\r\\n`` or ``\\n``), without their terminators."""
+    lines = pc.split_pattern(pa.array([text]), "\n").flatten()
+    lines = lines.slice(0, len(lines) - 1) if text.endswith("\n") else lines
+    return pc.utf8_rtrim(lines, characters="\r")
+
+
+def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
+    """Split lines into tokens; returns flat tokens and int64 offsets (rows + 1). Empty tokens are dropped."""
+    if tokenizer == "chars":
+        return _characters(lines)
+    split = pc.utf8_split_whitespace(lines) if tokenizer == "whitespace" else pc.split_pattern(lines, " ")
+    tokens = split.flatten()
+    keep = pc.binary_length(tokens).to_numpy(zero_copy_only=False) > 0
+    kept_before = np.zeros(len(tokens) + 1, np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    offsets = kept_before[split.offsets.to_numpy()]
+    return (tokens if keep.all() else tokens.filter(pa.array(keep))), offsets
+
+
+def _characters(lines: pa.StringArray) -> tuple[pa.Array, np.ndarray]:
+    """Every character of every line as a token: UTF-8 lead bytes mark where characters start."""
+    width = np.int64 if pa.types.is_large_string(lines.type) else np.int32
+    byte_offsets = np.frombuffer(lines.buffers()[1], width)[lines.offset : lines.offset + len(lines) + 1]
+    byte_offsets = byte_offsets.astype(np.int64)
+    data = np.frombuffer(lines.buffers()[2] or b"", np.uint8)[: byte_offsets[-1]]
+    first = byte_offsets[0]
+    starts = first + np.flatnonzero((data[first:] & 0xC0) != 0x80)
+    char_offsets = np.searchsorted(starts, byte_offsets).astype(np.int64)
+    bounds = np.append(starts, byte_offsets[-1]).astype(width)
+    string_type = pa.large_string() if width is np.int64 else pa.string()
+    tokens = pa.Array.from_buffers(string_type, len(starts), [None, pa.py_buffer(bounds), pa.py_buffer(data)])
+    return tokens, char_offsets - char_offsets[0]
+
+
+@dataclass
+class TokenMapper:
+    """Maps tokens to row ids through a vocabulary, applying the OOV policy and counting OOV tokens.
+
+    Policies: ``error`` (stop, naming the token and its place), ``unk`` (the unknown token's row), ``padding``
+    (the padding row), ``skip`` (drop the token), ``zero`` (embed it as zeros). ``lowercase_fallback`` retries an
+    OOV token in lower case before the policy applies.
+    """
+
+    vectors: object
+    policy: str
+    unk_id: int = -1
+    padding_idx: int | None = None
+    lowercase_fallback: bool = False
+    oov_tokens: int = 0
+    counts: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def create(cls, vectors, oov=None, unk_token=None, padding_idx=None, lowercase_fallback=False):
+        """Resolve the defaults: the unknown token is ``<unk>`` or ``[UNK]`` when the vocab has one, and the
+        policy is ``unk`` when there is an unknown token, otherwise ``error``."""
+        if oov is not None and oov not in OOV_POLICIES:
+            raise InvalidArgumentError(f"unknown OOV policy {oov!r}; choose one of {', '.join(OOV_POLICIES)}")
+        candidates = [unk_token] if unk_token is not None else list(UNK_TOKENS)
+        found = vectors.token_ids(pa.array(candidates, pa.string()))
+        unk_id = next((int(i) for i in found if i >= 0), -1)
+        if unk_token is not None and unk_id < 0:
+            raise InvalidArgumentError(f"--unk-token {unk_token!r} is not in the vocabulary")
+        policy = oov or ("unk" if unk_id >= 0 else "error")
+        if policy == "unk" and unk_id < 0:
+            raise InvalidArgumentError("--oov unk needs an unknown token: the vocabulary has neither <unk> nor [UNK]; "
+                                       "name one with --unk-token")
+        if policy == "padding" and padding_idx is None:
+            raise InvalidArgumentError("--oov padding needs --padding-idx")
+        return cls(vectors, policy, unk_id, padding_idx, lowercase_fallback)
+
+    def map(self, tokens: pa.Array, offsets: np.ndarray, where) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return ``(ids, offsets, zero_positions)`` for flat ``tokens``; ``where(flat)`` names a token's place."""
+        ids = self.vectors.token_ids(tokens)
+        missing = np.flatnonzero(ids < 0)
+        if missing.size and self.lowercase_fallback:
+            lowered = self.vectors.token_ids(pc.utf8_lower(tokens.take(pa.array(missing))))
+            ids[missing] = lowered
+            missing = missing[lowered < 0]
+        if missing.size == 0:
+            return ids, offsets, None
+        oov = tokens.take(pa.array(missing))
+        if self.policy == "error":
+            raise InputFormatError(
+                f"token {oov[0].as_py()!r} at {where(int(missing[0]))} is not in the vocabulary "
+                f"(choose an --oov policy: {', '.join(OOV_POLICIES)})"
+            )
+        self.oov_tokens += int(missing.size)
+        counted = pc.value_counts(oov)
+        self.counts.update(dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist())))
+        if self.policy == "unk":
+            ids[missing] = self.unk_id
+        elif self.policy == "padding":
+            ids[missing] = self.padding_idx
+        elif self.policy == "zero":
+            ids[missing] = 0
+            return ids, offsets, missing
+        else:  # skip
+            keep = np.ones(ids.shape[0], np.bool_)
+            keep[missing] = False
+            kept_before = np.zeros(ids.shape[0] + 1, np.int64)
+            np.cumsum(keep, out=kept_before[1:])
+            return ids[keep], kept_before[offsets], None
+        return ids, offsets, None
+
+    def report(self, top: int = 10) -> str:
+        """One line for stderr: how many tokens were OOV and the most frequent ones."""
+        common = ", ".join(f"{token!r} ({count})" for token, count in self.counts.most_common(top))
+        return f"{self.oov_tokens:,} OOV tokens ({self.policy})" + (f"; most frequent: {common}" if common else "")

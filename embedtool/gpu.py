@@ -638,3 +638,115 @@ def _device_sample_weights(per_sample_weights, shape: tuple, mode: str, stream):
     if d.shape != shape:
         raise InvalidArgumentError(f"per_sample_weights must have the input's shape {shape}, got {d.shape}")
     return _contiguous(d, "per_sample_weights").reshape(d.size)
+
+
+class DeviceTable:
+    """A weight table copied to the GPU once, to embed many batches without copying it again.
+
+    ``embedding`` and ``embedding_bag`` take the arguments of ``embedding_cuda`` and ``embedding_bag_cuda`` less
+    the weight. ``embed_batches`` embeds a sequence of host batches with the copies of one batch overlapping the
+    kernels of the other, as the file pipeline needs.
+
+    Parameters
+    ----------
+    weight : ndarray or GPU array, shape (N, D), float16/float32/float64
+        The table (a GPU array is used in place).
+
+    Raises
+    ------
+    GpuUnavailableError
+        No GPU can run here, or the table does not fit in the GPU's free memory.
+    """
+
+    def __init__(self, weight):
+        _kernels()
+        self.weight = _uploaded(_table(weight), cuda.default_stream())
+
+    def embedding(self, input, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None):
+        """``embedding_cuda(input, self.weight, ...)``."""
+        return embedding_cuda(input, self.weight, padding_idx, max_norm, norm_type, out=out, where=where)
+
+    def embedding_bag(self, input, offsets=None, mode="mean", **options):
+        """``embedding_bag_cuda(input, self.weight, offsets, mode, ...)``."""
+        return embedding_bag_cuda(input, self.weight, offsets, mode, **options)
+
+    def embed_batches(self, batches, padding_idx=None, max_norm=None, norm_type=2.0, *, positions=None):
+        """Yield ``embedding(batch)`` for each host batch of indices, pipelined on two CUDA streams.
+
+        Batches alternate between two streams, each with its own pinned host buffers: a batch is staged in pinned
+        memory, copied to the GPU, checked and gathered, and its result copied back, while the other stream does
+        the same for the next batch.
+
+        Parameters
+        ----------
+        batches : iterable of array_like of int
+            Host index arrays, of any shapes.
+        padding_idx, max_norm, norm_type
+            As for ``embedding_cuda``; checked once, before the first batch.
+        positions : callable, optional
+            ``positions(k)`` is the ``where`` of batch ``k`` (its positions in the caller's terms, e.g. in the
+            whole file); by default positions are within the batch.
+
+        Yields
+        ------
+        ndarray of shape ``batch.shape + (D,)``: a view of a reused pinned buffer, valid until the next result is
+        asked for (write or copy it before then).
+        """
+        num_embeddings = self.weight.shape[0]
+        pad = core.normalize_padding_idx(padding_idx, num_embeddings)
+        max_norm, p = core.check_max_norm(max_norm, norm_type)
+        slots = (_Slot(), _Slot())
+        pending = None
+        for k, batch in enumerate(batches):
+            slot = slots[k % 2]
+            where = positions(k) if positions is not None else None
+            slot.submit(batch, self.weight, pad, max_norm, p, where)
+            if pending is not None:
+                yield pending.result()
+            pending = slot
+        if pending is not None:
+            yield pending.result()
+
+
+class _Slot:
+    """One CUDA stream of ``DeviceTable.embed_batches`` with its buffers (pinned on the host), grown as needed."""
+
+    def __init__(self):
+        self.stream = cuda.stream()
+        self.buffers = {}
+        self.output = None
+
+    def _device_array(self, size: int, dtype):
+        return cuda.device_array(size, dtype, stream=self.stream)
+
+    def _buffer(self, name: str, size: int, dtype, allocate):
+        """The first ``size`` items of the named buffer, reallocated when too small or of another dtype."""
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.size < size:
+            buffer = self.buffers[name] = allocate(max(size, 1), dtype)
+        return buffer[:size]
+
+    def submit(self, batch, weight, pad: int, max_norm, p: float, where) -> None:
+        """Stage ``batch``, check it (waiting for this stream only) and queue its gather and the copy back."""
+        num_embeddings, dim = weight.shape
+        stream = self.stream
+        idx = np.asarray(batch)
+        if idx.dtype.kind not in "iu" or not idx.dtype.isnative:
+            idx = core.as_indices(idx, num_embeddings, index_min_max, where)
+        n = idx.size
+        self.output = self._buffer("output", n * dim, weight.dtype, cuda.pinned_array).reshape(idx.shape + (dim,))
+        if n == 0 or dim == 0:
+            return
+        staged = self._buffer("staged", n, idx.dtype, cuda.pinned_array)
+        staged[:] = idx.reshape(-1)
+        flat = self._buffer("flat", n, idx.dtype, self._device_array)
+        flat.copy_to_device(staged, stream=stream)
+        _check_range(flat, idx, num_embeddings, where or core.array_position(idx.shape), stream)
+        out = self._buffer("out", n * dim, weight.dtype, self._device_array).reshape(n, dim)
+        _lookup(flat, weight, pad, max_norm, p, out, stream)
+        out.copy_to_host(self.output.reshape(n, dim), stream=stream)
+
+    def result(self) -> np.ndarray:
+        """Wait for this stream's batch and return its result."""
+        self.stream.synchronize()
+        return self.output

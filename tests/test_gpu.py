@@ -7,7 +7,10 @@ so the block size is patched down and the arrays are tiny; two blocks at most ma
 
 import math
 import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -376,3 +379,10 @@ def test_table_larger_than_free_memory_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(cuda, "current_context", lambda: full)
     with pytest.raises(gpu.GpuUnavailableError, match=r"weight table \(0.00 GiB\) does not fit .* free memory"):
         gpu.DeviceTable(np.zeros((100, 10), np.float32))
+
+
+def test_benchmark_runs_end_to_end():
+    bench = Path(__file__).parents[1] / "benchmarks" / "bench_gpu.py"
+    done = subprocess.run([sys.executable, str(bench), "--smoke"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n| ") == 3  # the header and a row per smoke case

@@ -303,7 +303,7 @@ def shard_name(input_name: str) -> str:
 def _chunk_bytes(weight: np.ndarray) -> int:
     """Text read size: about 32 MB of output per chunk (a token's text is a few bytes, its vector D floats)."""
     per_token = max(1, weight.shape[1] * weight.dtype.itemsize)
-    return int(np.clip((32 << 20) // per_token * 6, 64 << 10, 16 << 20))
+    return int(np.clip((32 << 20) // per_token * 6, 64 << 10, 4 << 20))
 
 
 def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) -> TokenMapper:
@@ -337,7 +337,7 @@ def embed_table(
     """
     options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype)
     options.check(vectors.matrix)
-    source_column = pick_column("table", table.schema, column)
+    source_column = pick_column("table", table.schema, column, keep, vectors.tokens is not None)
     layout, values = column_kind(table.schema.field(source_column).type)
     mapper = _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) if values == "tokens" else None
     batch = column_batch(table.column(source_column).combine_chunks(), layout, values, 0, mapper)

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import core
-from .errors import InputFormatError, InvalidArgumentError
+from .errors import InputFormatError, InvalidArgumentError, in_file
 from .tokens import TOKENIZERS, TokenMapper, parse_id_lines, split_lines, tokenize
 
 RAW_FORMATS = {"u16": np.uint16, "u32": np.uint32, "i32": np.int32, "i64": np.int64}
@@ -73,7 +73,6 @@ class ReadOptions:
     seq_len: int | None = None
     batch_rows: int | None = None
     chunk_bytes: int = 1 << 20
-    encoding: str = "utf-8"
     mapper: TokenMapper | None = None  # set when tokens are mapped through a vocabulary
     make_mapper: Callable | None = None  # builds ``mapper`` when a source turns out to need one
 
@@ -233,21 +232,14 @@ def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
 def _text_batches(name, stream, as_tokens: bool, options: ReadOptions) -> Iterator[Batch]:
     with stream:
         for chunk, first_line in _line_chunks(stream, options.chunk_bytes):
-            if as_tokens:
-                try:
-                    text = chunk.decode(options.encoding)
-                except UnicodeDecodeError as e:
-                    line = first_line + chunk.count(b"\n", 0, e.start)
-                    raise InputFormatError(f"{name}: line {line}: invalid {options.encoding} ({e.reason})") from None
-                tokens, offsets = tokenize(split_lines(text), options.tokenizer)
-                where = ragged_where(offsets, first_line, "line", "column", 1)
-                ids, offsets, zero = options.mapper.map(tokens, offsets, where)
-            else:
-                try:
+            with in_file(name):
+                if as_tokens:
+                    tokens, offsets = tokenize(split_lines(chunk, first_line), options.tokenizer)
+                    where = ragged_where(offsets, first_line, "line", "column", 1)
+                    ids, offsets, zero = options.mapper.map(tokens, offsets, where)
+                else:
                     ids, offsets = parse_id_lines(chunk, first_line)
-                except InputFormatError as e:
-                    raise InputFormatError(f"{name}: {e}") from None
-                zero = None
+                    zero = None
             batch = Batch(ids, offsets, ragged_where(offsets, first_line, "line", "column", 1), zero=zero,
                           size=len(chunk))
             yield from _split_rows(batch, options.batch_rows)
@@ -339,7 +331,7 @@ def _arrow_source(p: Path, kind: str, options: ReadOptions) -> Source:
         schema = dataset.schema
     except (pa.ArrowInvalid, OSError) as e:
         raise InputFormatError(f"{p.name}: not a readable {kind} file ({e})") from None
-    column = pick_column(p.name, schema, options.column)
+    column = pick_column(p.name, schema, options.column, options.keep, options.make_mapper is not None)
     wanted = [column, *options.keep]
     batches = (b for b in dataset.to_batches(columns=wanted, batch_size=options.batch_rows or 65536))
     return _record_batch_source(p.name, schema, _guard(p.name, batches), dataset.count_rows(), options)
@@ -376,7 +368,8 @@ def column_kind(t: pa.DataType) -> tuple[str, str] | None:
     return ("flat", values) if values else None
 
 
-def pick_column(name: str, schema: pa.Schema, column: str | None) -> str:
+def pick_column(name: str, schema: pa.Schema, column: str | None, exclude=(), tokens: bool = True) -> str:
+    """The ``--column`` given, else the only column of a usable type (not kept, not strings without a vocab)."""
     if column is not None:
         if column not in schema.names:
             raise InvalidArgumentError(f"{name}: no column {column!r} (columns: {', '.join(schema.names)})")
@@ -386,7 +379,10 @@ def pick_column(name: str, schema: pa.Schema, column: str | None) -> str:
                 "or lists of them"
             )
         return column
-    usable = [f.name for f in schema if column_kind(f.type) is not None]
+    usable = [
+        f.name for f in schema
+        if f.name not in exclude and column_kind(f.type) is not None and (tokens or column_kind(f.type)[1] == "ids")
+    ]
     if len(usable) != 1:
         found = ", ".join(f"{f.name} ({f.type})" for f in schema)
         raise InvalidArgumentError(f"{name}: say which column holds the ids or tokens with --column (columns: {found})")
@@ -394,7 +390,7 @@ def pick_column(name: str, schema: pa.Schema, column: str | None) -> str:
 
 
 def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> Source:
-    column = pick_column(name, schema, options.column)
+    column = pick_column(name, schema, options.column, options.keep, options.make_mapper is not None)
     for k in options.keep:
         if k not in schema.names:
             raise InvalidArgumentError(f"{name}: no column {k!r} to --keep (columns: {', '.join(schema.names)})")
@@ -416,10 +412,8 @@ def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) 
     for record_batch in batches:
         array = record_batch.column(column)
         keep = [record_batch.column(k) for k in options.keep]
-        try:
+        with in_file(name):
             batch = column_batch(array, layout, values, first_row, options.mapper)
-        except InputFormatError as e:
-            raise InputFormatError(f"{name}: {e}") from None
         batch.keep = keep
         batch.size = len(array)
         first_row += len(array)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from .errors import InputFormatError, InvalidArgumentError
+from .writers import from_numpy, string_array, strings
 
 OOV_POLICIES = ("error", "unk", "padding", "skip", "zero")
 TOKENIZERS = ("space", "whitespace", "chars")
@@ -35,7 +36,7 @@ def _parse_ids(buf, values, line_ends):
     i = 0
     while i < n:
         c = buf[i]
-        if c == 10:  # newline
+        if c == 10:
             line_ends[nl] = nv
             nl += 1
             i += 1
@@ -43,18 +44,26 @@ def _parse_ids(buf, values, line_ends):
             i += 1
         else:
             start = i
-            negative = c == 45  # '-'
-            if negative or c == 43:  # sign
+            sign = 1
+            if c == 45 or c == 43:  # '-' or '+'
+                sign = -1 if c == 45 else 1
                 i += 1
+            digits_start = i
             value = np.int64(0)
-            digits = 0
-            while i < n and 48 <= buf[i] <= 57:
-                value = value * 10 + (buf[i] - 48)
-                digits += 1
+            while i < n:
+                d = np.int64(buf[i]) - 48
+                if d < 0 or d > 9:
+                    break
+                value = value * 10 + d
                 i += 1
-            if digits == 0 or digits > _MAX_DIGITS or (i < n and buf[i] not in (32, 9, 13, 10, 11, 12)):
+            digits = i - digits_start
+            if digits == 0 or digits > _MAX_DIGITS:
                 return nv, nl, start
-            values[nv] = -value if negative else value
+            if i < n:
+                c = buf[i]
+                if not (c == 32 or c == 10 or c == 9 or c == 13 or c == 11 or c == 12):
+                    return nv, nl, start
+            values[nv] = sign * value
             nv += 1
     return nv, nl, -1
 
@@ -79,11 +88,23 @@ def parse_id_lines(chunk: bytes, first_line: int):
     return values[:nv], offsets
 
 
-def split_lines(text: str) -> pa.StringArray:
-    """The lines of a chunk of complete lines (``\\r\\n`` or ``\\n``), without their terminators."""
-    lines = pc.split_pattern(pa.array([text]), "\n").flatten()
-    lines = lines.slice(0, len(lines) - 1) if text.endswith("\n") else lines
-    return pc.utf8_rtrim(lines, characters="\r")
+def split_lines(chunk: bytes, first_line: int) -> pa.StringArray:
+    """The lines of a UTF-8 chunk of complete lines (``\\r\\n`` or ``\\n``), without their terminators.
+
+    Invalid UTF-8 is an error naming the line.
+    """
+    ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10) + 1
+    lines = string_array(chunk, np.concatenate([[0], ends]))
+    try:
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = first_line + chunk.count(b"\n", 0, e.start)
+            raise InputFormatError(f"line {line}: invalid UTF-8 ({e.reason})") from None
+        raise
+    return pc.utf8_rtrim(lines, characters="\r\n")
 
 
 def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
@@ -92,11 +113,12 @@ def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
         return _characters(lines)
     split = pc.utf8_split_whitespace(lines) if tokenizer == "whitespace" else pc.split_pattern(lines, " ")
     tokens = split.flatten()
-    keep = pc.binary_length(tokens).to_numpy(zero_copy_only=False) > 0
+    keep = pc.greater(pc.binary_length(tokens), 0)
+    if pc.all(keep).as_py() is not False:
+        return tokens, split.offsets.to_numpy().astype(np.int64)
     kept_before = np.zeros(len(tokens) + 1, np.int64)
-    np.cumsum(keep, out=kept_before[1:])
-    offsets = kept_before[split.offsets.to_numpy()]
-    return (tokens if keep.all() else tokens.filter(pa.array(keep))), offsets
+    np.cumsum(keep.to_numpy(zero_copy_only=False), out=kept_before[1:])
+    return tokens.filter(keep), kept_before[split.offsets.to_numpy()]
 
 
 def _characters(lines: pa.StringArray) -> tuple[pa.Array, np.ndarray]:
@@ -138,7 +160,7 @@ class TokenMapper:
         if oov is not None and oov not in OOV_POLICIES:
             raise InvalidArgumentError(f"unknown OOV policy {oov!r}; choose one of {', '.join(OOV_POLICIES)}")
         candidates = [unk_token] if unk_token is not None else list(UNK_TOKENS)
-        found = vectors.token_ids(pa.array(candidates, pa.string()))
+        found = vectors.token_ids(strings(candidates))
         unk_id = next((int(i) for i in found if i >= 0), -1)
         if unk_token is not None and unk_id < 0:
             raise InvalidArgumentError(f"--unk-token {unk_token!r} is not in the vocabulary")
@@ -155,12 +177,12 @@ class TokenMapper:
         ids = self.vectors.token_ids(tokens)
         missing = np.flatnonzero(ids < 0)
         if missing.size and self.lowercase_fallback:
-            lowered = self.vectors.token_ids(pc.utf8_lower(tokens.take(pa.array(missing))))
+            lowered = self.vectors.token_ids(pc.utf8_lower(tokens.take(from_numpy(missing))))
             ids[missing] = lowered
             missing = missing[lowered < 0]
         if missing.size == 0:
             return ids, offsets, None
-        oov = tokens.take(pa.array(missing))
+        oov = tokens.take(from_numpy(missing))
         if self.policy == "error":
             raise InputFormatError(
                 f"token {oov[0].as_py()!r} at {where(int(missing[0]))} is not in the vocabulary "

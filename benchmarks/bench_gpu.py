@@ -25,6 +25,7 @@ import argparse
 import statistics
 import sys
 import time
+import types
 
 import numpy as np
 
@@ -115,7 +116,8 @@ def bench_case(cuda, torch, cupy, vocab: int, dim: int, n: int, runs: int, rng) 
     batch = max(1, HOST_BATCH_BYTES // (dim * 4))
 
     def host_batches():
-        for _ in table.embed_batches(idx[start : start + batch] for start in range(0, n, batch)):
+        batches = (types.SimpleNamespace(ids=idx[i : i + batch], offsets=None, where=None) for i in range(0, n, batch))
+        for _ in table.embed_batches(batches):
             pass
 
     row["host batches M/s"] = n / wall_time(host_batches, max(1, runs // 3)) / 1e6
@@ -147,12 +149,14 @@ def main() -> None:
     except ImportError:
         pass
     if args.smoke:
-        config.THREADS_PER_BLOCK, config.BLOCKS_PER_SM = 8, 2  # the simulator runs a thread per CUDA thread
+        # The simulator runs a Python thread per CUDA thread.
+        config.THREADS_PER_BLOCK, config.ROW_BLOCKS_PER_SM, config.FLAT_BLOCKS_PER_SM = 8, 2, 2
     runs = args.runs or (1 if args.smoke else 5 if args.quick else 9)
     grid = SMOKE_GRID if args.smoke else [(v, d, n // 10 if args.quick else n) for v, d, n in GRID]
     rng = np.random.default_rng(0)
     name = getattr(cuda.get_current_device(), "name", "the CUDA simulator")
-    print(f"device: {name.decode() if isinstance(name, bytes) else name}; median of {runs} runs, float32, uniform int64 indices;"
+    name = name.decode() if isinstance(name, bytes) else name
+    print(f"device: {name}; median of {runs} runs, float32, uniform int64 indices;"
           f" torch {torch.__version__ if torch else 'without CUDA'}, cupy {cupy.__version__ if cupy else 'absent'}\n")
     for k, (vocab, dim, n) in enumerate(grid):
         row = bench_case(cuda, torch, cupy, vocab, dim, n, runs, rng)

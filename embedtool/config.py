@@ -8,5 +8,10 @@ The CUDA simulator runs one Python thread per CUDA thread, so the GPU tests set 
 #: block works on ``THREADS_PER_BLOCK // lanes`` rows at a time.
 THREADS_PER_BLOCK = 256
 
-#: Grid-stride kernels launch at most this many blocks per multiprocessor (8 x 256 threads fill an H100 SM).
-BLOCKS_PER_SM = 8
+#: Grid-stride loops over rows launch at most this many blocks per multiprocessor: many more than fit at once, so
+#: that the blocks still running at the end of a kernel are a small part of its work.
+ROW_BLOCKS_PER_SM = 256
+
+#: Loops over flat arrays (the index check, the marking of rows) launch at most this many blocks per
+#: multiprocessor, about one full wave: each block of the index check ends in atomics on the same two values.
+FLAT_BLOCKS_PER_SM = 8

@@ -241,40 +241,44 @@ def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out):
 
     Padding entries are skipped and not counted; a bag with no other entry is zeros. With ``renorm`` a row with
     ``scale[r] >= 0`` is first scaled and rounded to the weight dtype; with ``weighted`` entry k is multiplied by
-    ``psw[k]``. In max mode a later entry wins only if strictly greater.
+    ``psw[k]``. In max mode a later entry wins only if strictly greater. Each lane pools four columns at once, so
+    four loads are in flight; past the row's end its columns are clamped to the last one, as in ``_gather``.
     """
-    rounded = cuda.local.array(1, weight.dtype)
+    cols = cuda.local.array(4, numba.int64)
+    x = cuda.local.array(4, numba.float64)
+    acc = cuda.local.array(4, numba.float64)
+    rounded = cuda.local.array(4, weight.dtype)
     lanes = cuda.blockDim.x
-    lane = cuda.threadIdx.x
-    dim = weight.shape[1]
+    last = weight.shape[1] - 1
     first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
     for b in range(first, out.shape[0], cuda.gridDim.x * cuda.blockDim.y):
-        start = bounds[b]
-        stop = bounds[b + 1]
-        for j in range(lane, dim, lanes):
-            acc = 0.0
+        for j in range(cuda.threadIdx.x, last + 1, 4 * lanes):
+            for c in range(4):
+                cols[c] = min(j + c * lanes, last)
+                acc[c] = 0.0
             count = 0
-            for k in range(start, stop):
+            for k in range(bounds[b], bounds[b + 1]):
                 r = np.int64(flat[k])
                 if r == pad:
                     continue
-                x = np.float64(weight[r, j])
+                for c in range(4):
+                    x[c] = np.float64(weight[r, cols[c]])
                 if renorm and np.float64(scale[r]) >= 0:
-                    rounded[0] = x * np.float64(scale[r])
-                    x = np.float64(rounded[0])
-                if weighted:
-                    x *= np.float64(psw[k])
-                if count == 0:
-                    acc = x
-                elif mode == _MAX:
-                    if x > acc:
-                        acc = x
-                else:
-                    acc += x
+                    for c in range(4):
+                        rounded[c] = x[c] * np.float64(scale[r])
+                        x[c] = np.float64(rounded[c])
+                w = np.float64(psw[k]) if weighted else 1.0
+                for c in range(4):
+                    if count == 0:
+                        acc[c] = x[c] * w
+                    elif mode == _MAX:
+                        if x[c] > acc[c]:
+                            acc[c] = x[c]
+                    else:
+                        acc[c] += x[c] * w
                 count += 1
-            if mode == _MEAN and count > 0:
-                acc /= count
-            out[b, j] = acc
+            for c in range(4):
+                out[b, cols[c]] = acc[c] / count if mode == _MEAN and count > 0 else acc[c]
 
 
 @functools.cache
@@ -293,16 +297,16 @@ def _kernels() -> types.SimpleNamespace:
 # --- Launches ---------------------------------------------------------------------------------------------------
 
 
-def _blocks(units: int, per_block: int) -> int:
-    """Blocks for a grid-stride loop: enough for every unit, at most ``BLOCKS_PER_SM`` per multiprocessor."""
+def _blocks(units: int, per_block: int, per_sm: int) -> int:
+    """Blocks for a grid-stride loop: enough for every unit, at most ``per_sm`` per multiprocessor."""
     sms = getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", 1)  # the simulator's device has none
-    return max(1, min(-(-units // per_block), sms * config.BLOCKS_PER_SM))
+    return max(1, min(-(-units // per_block), sms * per_sm))
 
 
 def _flat_launch(n: int) -> tuple[int, int]:
     """(blocks, threads) for a grid-stride loop over ``n`` items."""
     threads = config.THREADS_PER_BLOCK
-    return _blocks(n, threads), threads
+    return _blocks(n, threads, config.FLAT_BLOCKS_PER_SM), threads
 
 
 def _row_launch(nrows: int, width: int, per_lane: int = 1) -> tuple[int, tuple[int, int]]:
@@ -310,7 +314,7 @@ def _row_launch(nrows: int, width: int, per_lane: int = 1) -> tuple[int, tuple[i
     share a row, enough for each to take ``per_lane`` items of it (a power of two, for the reductions)."""
     threads = config.THREADS_PER_BLOCK
     lanes = min(_WARP, threads, 1 << max(-(-width // per_lane) - 1, 0).bit_length())
-    return _blocks(nrows, threads // lanes), (lanes, threads // lanes)
+    return _blocks(nrows, threads // lanes, config.ROW_BLOCKS_PER_SM), (lanes, threads // lanes)
 
 
 # --- Arrays -----------------------------------------------------------------------------------------------------
@@ -394,8 +398,9 @@ def _check_range(flat, host, num_embeddings: int, where, stream) -> None:
     result = cuda.to_device(np.array([_INT64_MAX, _INT64_MIN], np.int64), stream=stream)
     blocks, threads = _flat_launch(flat.size)
     k.min_max[blocks, threads, stream, 2 * threads * 8](flat, result)
-    lo, hi = result.copy_to_host(stream=stream)
+    bounds = result.copy_to_host(stream=stream)
     stream.synchronize()
+    lo, hi = bounds
     if lo < 0 or hi >= num_embeddings:
         values = flat.copy_to_host() if host is None else host.reshape(-1)
         bad = int(np.flatnonzero((values < 0) | (values >= num_embeddings))[0])
@@ -435,7 +440,7 @@ def _row_scales(flat, weight, pad: int, max_norm: float, p: float, stream):
     count = cuda.to_device(np.zeros(1, np.int64), stream=stream)
     blocks, threads = _flat_launch(num_embeddings)
     k.fill[blocks, threads, stream](seen, 0)
-    k.fill[blocks, threads, stream](scale, -1)
+    k.fill[blocks, threads, stream](scale, -1.0)
     blocks, threads = _flat_launch(flat.size)
     k.mark[blocks, threads, stream](flat, pad, seen, rows, count)
     # Launched for every possible row; the kernel reads the true count on the GPU, so the host never waits.
@@ -465,7 +470,7 @@ def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, ou
     scale = _row_scales(flat, weight, pad, max_norm, p, stream) if renorm else cuda.device_array(1, weight.dtype)
     weighted = psw is not None
     psw = psw if weighted else cuda.device_array(1, np.float64)
-    blocks, threads = _row_launch(out.shape[0], out.shape[1])
+    blocks, threads = _row_launch(out.shape[0], out.shape[1], per_lane=4)
     k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, MODES.index(mode), out)
 
 
@@ -670,40 +675,44 @@ class DeviceTable:
         """``embedding_bag_cuda(input, self.weight, offsets, mode, ...)``."""
         return embedding_bag_cuda(input, self.weight, offsets, mode, **options)
 
-    def embed_batches(self, batches, padding_idx=None, max_norm=None, norm_type=2.0, *, positions=None):
-        """Yield ``embedding(batch)`` for each host batch of indices, pipelined on two CUDA streams.
+    def embed_batches(self, batches, padding_idx=None, max_norm=None, norm_type=2.0, *, mode=None):
+        """Yield ``(batch, values)`` for each host batch, pipelined on two CUDA streams.
 
         Batches alternate between two streams, each with its own pinned host buffers: a batch is staged in pinned
-        memory, copied to the GPU, checked and gathered, and its result copied back, while the other stream does
+        memory, copied to the GPU, checked and looked up, and its result copied back, while the other stream does
         the same for the next batch.
 
         Parameters
         ----------
-        batches : iterable of array_like of int
-            Host index arrays, of any shapes.
+        batches : iterable
+            Objects with ``ids`` (a host index array), ``offsets`` and ``where``, such as the pipeline's
+            ``readers.Batch``. Without ``mode``, values are ``embedding(ids)`` (``offsets`` is not used). With
+            ``mode``, each row of ``ids`` is a bag when ``offsets`` is None, otherwise bag ``b`` is
+            ``ids[offsets[b]:offsets[b + 1]]`` (CSR offsets, one more than the bags). ``where`` names a flat
+            position of ``ids`` in errors (None: the position within the batch).
         padding_idx, max_norm, norm_type
             As for ``embedding_cuda``; checked once, before the first batch.
-        positions : callable, optional
-            ``positions(k)`` is the ``where`` of batch ``k`` (its positions in the caller's terms, e.g. in the
-            whole file); by default positions are within the batch.
+        mode : {None, "sum", "mean", "max"}
+            Pool each bag, as ``embedding_bag_cuda`` does.
 
         Yields
         ------
-        ndarray of shape ``batch.shape + (D,)``: a view of a reused pinned buffer, valid until the next result is
-        asked for (write or copy it before then).
+        (batch, ndarray)
+            The batch and its values: ``ids.shape + (D,)`` without ``mode``, ``(bags, D)`` with it. The array is a
+            view of a reused pinned buffer, valid until the next pair is asked for: write or copy it before then.
         """
         num_embeddings = self.weight.shape[0]
         pad = core.normalize_padding_idx(padding_idx, num_embeddings)
         max_norm, p = core.check_max_norm(max_norm, norm_type)
+        if mode is not None and mode not in MODES:
+            raise InvalidArgumentError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
         slots = (_Slot(), _Slot())
         pending = None
         for k, batch in enumerate(batches):
-            slot = slots[k % 2]
-            where = positions(k) if positions is not None else None
-            slot.submit(batch, self.weight, pad, max_norm, p, where)
+            slots[k % 2].submit(batch, self.weight, pad, max_norm, p, mode)
             if pending is not None:
                 yield pending.result()
-            pending = slot
+            pending = slots[k % 2]
         if pending is not None:
             yield pending.result()
 
@@ -714,7 +723,7 @@ class _Slot:
     def __init__(self):
         self.stream = cuda.stream()
         self.buffers = {}
-        self.output = None
+        self.batch = self.values = None
 
     def _device_array(self, size: int, dtype):
         return cuda.device_array(size, dtype, stream=self.stream)
@@ -726,27 +735,38 @@ class _Slot:
             buffer = self.buffers[name] = allocate(max(size, 1), dtype)
         return buffer[:size]
 
-    def submit(self, batch, weight, pad: int, max_norm, p: float, where) -> None:
-        """Stage ``batch``, check it (waiting for this stream only) and queue its gather and the copy back."""
+    def submit(self, batch, weight, pad: int, max_norm, p: float, mode) -> None:
+        """Stage the batch, check it (waiting for this stream only) and queue its kernels and the copy back."""
         num_embeddings, dim = weight.shape
         stream = self.stream
-        idx = np.asarray(batch)
+        where = batch.where or core.array_position(np.shape(batch.ids))
+        idx = np.asarray(batch.ids)
         if idx.dtype.kind not in "iu" or not idx.dtype.isnative:
             idx = core.as_indices(idx, num_embeddings, index_min_max, where)
-        n = idx.size
-        self.output = self._buffer("output", n * dim, weight.dtype, cuda.pinned_array).reshape(idx.shape + (dim,))
-        if n == 0 or dim == 0:
+        if mode is None:
+            bounds, shape = None, idx.shape + (dim,)
+        else:
+            idx = idx if batch.offsets is not None else idx.reshape(idx.shape[0], -1)
+            bounds = _bag_bounds(idx.shape, batch.offsets, batch.offsets is not None)
+            shape = (bounds.shape[0] - 1, dim)
+        self.batch = batch
+        self.values = self._buffer("values", math.prod(shape), weight.dtype, cuda.pinned_array).reshape(shape)
+        if self.values.size == 0 or idx.size == 0:
+            self.values[...] = 0  # no entries: only empty bags, if any
             return
-        staged = self._buffer("staged", n, idx.dtype, cuda.pinned_array)
+        staged = self._buffer("staged", idx.size, idx.dtype, cuda.pinned_array)
         staged[:] = idx.reshape(-1)
-        flat = self._buffer("flat", n, idx.dtype, self._device_array)
+        flat = self._buffer("flat", idx.size, idx.dtype, self._device_array)
         flat.copy_to_device(staged, stream=stream)
-        _check_range(flat, idx, num_embeddings, where or core.array_position(idx.shape), stream)
-        out = self._buffer("out", n * dim, weight.dtype, self._device_array).reshape(n, dim)
-        _lookup(flat, weight, pad, max_norm, p, out, stream)
-        out.copy_to_host(self.output.reshape(n, dim), stream=stream)
+        _check_range(flat, idx, num_embeddings, where, stream)
+        out = self._buffer("out", self.values.size, weight.dtype, self._device_array).reshape(-1, dim)
+        if bounds is None:
+            _lookup(flat, weight, pad, max_norm, p, out, stream)
+        else:
+            _pool(flat, cuda.to_device(bounds, stream=stream), weight, pad, max_norm, p, None, mode, out, stream)
+        out.copy_to_host(self.values.reshape(-1, dim), stream=stream)
 
-    def result(self) -> np.ndarray:
-        """Wait for this stream's batch and return its result."""
+    def result(self) -> tuple:
+        """Wait for this stream's batch and return it with its values."""
         self.stream.synchronize()
-        return self.output
+        return self.batch, self.values

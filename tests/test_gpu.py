@@ -26,7 +26,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 import embedtool  # noqa: E402
 import naive  # noqa: E402
-from embedtool import config, gpu  # noqa: E402
+from embedtool import config, core, gpu  # noqa: E402
 from embedtool.errors import BadIndexError, EmbedtoolError, InvalidArgumentError  # noqa: E402
 
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "0"
@@ -38,7 +38,8 @@ NORM_TYPES = [1.0, 2.0, math.inf, 0.5]
 def small_blocks():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config, "THREADS_PER_BLOCK", 8)
-        patch.setattr(config, "BLOCKS_PER_SM", 2)
+        patch.setattr(config, "ROW_BLOCKS_PER_SM", 2)
+        patch.setattr(config, "FLAT_BLOCKS_PER_SM", 2)
         yield
 
 
@@ -339,30 +340,46 @@ def test_bad_weight_and_out():
 # --- DeviceTable ---------------------------------------------------------------------------------------------
 
 
-def test_device_table_batches_overlap_and_match():
+def batch(ids, offsets=None, where=None):
+    return types.SimpleNamespace(ids=ids, offsets=offsets, where=where)
+
+
+def test_device_table_batches_match():
     weight = table(np.float64)
     device_table = gpu.DeviceTable(weight)
-    batches = [indices((2, 3), seed=s) for s in range(4)] + [np.zeros((0, 3), np.int64), np.array([5.0, 6.0])]
-    results = []
-    for batch, result in zip(batches, device_table.embed_batches(batches, padding_idx=5)):
-        assert isinstance(result, np.ndarray)
-        results.append(result.copy())  # a view of a reused pinned buffer
-    assert len(results) == len(batches)
-    for batch, result in zip(batches, results):
-        assert_matches(result, naive.embedding(batch, weight, 5), exact=True)
-    renormed = list(device_table.embed_batches(batches[:1], max_norm=1.0, norm_type=1.0))
-    assert_matches(renormed[0], naive.embedding(batches[0], weight, max_norm=1.0, norm_type=1.0), exact=False)
+    batches = [batch(indices((2, 3), seed=s)) for s in range(4)]
+    batches += [batch(np.zeros((0, 3), np.int64)), batch(np.array([5.0, 6.0]))]
+    seen = []
+    for item, values in device_table.embed_batches(iter(batches), padding_idx=5):
+        assert isinstance(values, np.ndarray)
+        assert_matches(values, naive.embedding(item.ids, weight, 5), exact=True)
+        seen.append(item)
+    assert seen == batches
+    ((item, values),) = device_table.embed_batches(batches[:1], max_norm=1.0, norm_type=1.0)
+    assert_matches(values, naive.embedding(item.ids, weight, max_norm=1.0, norm_type=1.0), exact=False)
+
+
+@pytest.mark.parametrize("mode", ["sum", "max"])
+def test_device_table_bag_batches(mode):
+    weight = table()
+    device_table = gpu.DeviceTable(weight)
+    ragged = batch(np.array([1, 2, 3, 4, 0]), np.array([0, 2, 2, 5]))
+    rows = batch(indices((3, 2, 2)))
+    empty = batch(np.zeros(0, np.int64), np.array([0, 0]))
+    results = device_table.embed_batches([ragged, rows, empty], 0, mode=mode)
+    pooled = {id(item): values.copy() for item, values in results}
+    expected = naive.embedding_bag(ragged.ids, weight, ragged.offsets, mode, padding_idx=0, include_last_offset=True)
+    assert_matches(pooled[id(ragged)], expected, exact=mode == "max")
+    expected = naive.embedding_bag(rows.ids.reshape(3, 4), weight, mode=mode, padding_idx=0)
+    assert_matches(pooled[id(rows)], expected, exact=mode == "max")
+    np.testing.assert_array_equal(pooled[id(empty)], np.zeros((1, 5), np.float32))
 
 
 def test_device_table_errors_name_positions_in_the_whole_input():
     device_table = gpu.DeviceTable(table())
-    batches = [np.array([[1, 2]]), np.array([[3, 99]])]
-
-    def positions(k):
-        return embedtool.core.array_position((2, 2), offset=k)
-
+    batches = [batch(np.array([[1, 2]])), batch(np.array([[3, 99]]), where=core.array_position((2, 2), offset=1))]
     with pytest.raises(BadIndexError, match=r"index 99 at position \(1, 1\)"):
-        list(device_table.embed_batches(batches, positions=positions))
+        list(device_table.embed_batches(batches))
 
 
 def test_device_table_one_off_calls():

@@ -17,8 +17,8 @@ Kernel design (launch sizes come from ``config`` at every call):
   ``dtype(max_norm / (norm + 1e-7))`` for the rows above ``max_norm`` (-1 for the others), and the gather or the bag
   kernel applies it as it reads. Products are taken in float64 and rounded once to the weight dtype: exactly
   NumPy's float16/float32/float64 product.
-- Bags: the lanes of a row of threads share a bag, each owns some columns and pools the bag's entries in entry
-  order, in float64.
+- Bags: the lanes of a row of threads share a bag; each lane pools four of its columns at once (four loads in
+  flight), entry by entry in order, in float64.
 """
 
 from __future__ import annotations
@@ -54,13 +54,14 @@ def _unavailable_reason() -> str | None:
     if importlib.util.find_spec("numba_cuda") is None:
         return "numba-cuda is not installed (pip install 'embedtool[gpu]')"
     from numba import cuda as numba_cuda
+    from numba.cuda.cudadrv import nvvm
 
-    if numba_cuda.is_available():
-        return None
-    error = numba_cuda.cuda_error()
-    if error:
-        return f"no usable CUDA driver ({' '.join(str(error).split())})"
-    return "no CUDA GPU found"
+    if not numba_cuda.is_available():
+        error = numba_cuda.cuda_error()
+        return f"no usable CUDA driver ({' '.join(str(error).split())})" if error else "no CUDA GPU found"
+    if not (numba.core.config.ENABLE_CUDASIM or nvvm.is_available()):
+        return "numba-cuda cannot compile kernels: libNVVM not found (pip install 'numba-cuda[cu12]')"
+    return None
 
 
 def gpu_available() -> bool:

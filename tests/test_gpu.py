@@ -5,6 +5,7 @@ imported (``make test`` does), or on a real GPU without it. The simulator runs o
 so the block size is patched down and the arrays are tiny; two blocks at most make the grid-stride loops wrap.
 """
 
+import importlib.util
 import math
 import os
 import subprocess
@@ -71,6 +72,18 @@ def on_device(array):
 def test_simulator_or_gpu_is_available():
     assert gpu.gpu_available()
     gpu.require_gpu()
+
+
+def test_unavailable_gpu_is_a_one_line_reason(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "numba_cuda" else find_spec(name))
+    gpu._unavailable_reason.cache_clear()
+    try:
+        assert not gpu.gpu_available()
+        with pytest.raises(gpu.GpuUnavailableError, match=r"^cannot use the GPU: numba-cuda is not installed \("):
+            gpu.require_gpu()
+    finally:
+        gpu._unavailable_reason.cache_clear()
 
 
 # --- embedding -----------------------------------------------------------------------------------------------

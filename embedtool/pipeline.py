@@ -12,6 +12,7 @@ import json
 import queue
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,8 @@ class Summary:
     shards: int = 0
     skipped: int = 0
     oov: str | None = None
+    oov_policy: str | None = None
+    oov_counts: Counter = field(default_factory=Counter)  # OOV token -> count, in order of first appearance
     notes: list = field(default_factory=list)
 
     @property
@@ -203,6 +206,9 @@ def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt
     schema = pa.schema(fields, metadata={k: json.dumps(v) for k, v in meta.items()})
     buffer = _Buffer()
     writer = writers.BatchWriter(sink, schema, fmt)
+    if mapper is not None:  # count this shard's OOV tokens from zero: its file's totals are its own
+        run_tokens, run_counts = mapper.oov_tokens, mapper.counts
+        mapper.oov_tokens, mapper.counts = 0, Counter()
     with progress_bar(source.name, source.total, source.unit, progress) as bar:
         oov_before = mapper.oov_tokens if mapper else 0
         for batch in _prefetch(source.batches):
@@ -219,6 +225,7 @@ def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt
     if mapper is not None:
         totals = {"embedtool.oov_tokens": str(mapper.oov_tokens),
                   "embedtool.oov_top": json.dumps(mapper.counts.most_common(20))}
+        mapper.oov_tokens, mapper.counts = run_tokens + mapper.oov_tokens, run_counts + mapper.counts
     writer.close(totals)
 
 
@@ -290,7 +297,9 @@ def embed_path(
                                   options, read.mapper, progress, summary)
             summary.shards += 1
     summary.seconds = time.perf_counter() - started
-    summary.oov = read.mapper.report() if read.mapper is not None and read.mapper.oov_tokens else None
+    if read.mapper is not None:
+        summary.oov = read.mapper.report() if read.mapper.oov_tokens else None
+        summary.oov_policy, summary.oov_counts = read.mapper.policy, read.mapper.counts
     return summary
 
 

@@ -95,13 +95,18 @@ def open_sources(path: str, options: ReadOptions) -> list[Source]:
         raise InvalidArgumentError(f"unknown --tokenizer {options.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
     if path == "-":
         return [_stdin_source(options)]
-    p = Path(path)
-    if p.is_dir():
-        shards = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith((".", "_")))
-        if not shards:
-            raise InputFormatError(f"{p}: the directory holds no input files")
-        return [open_file(str(f), options) for f in shards]
+    if Path(path).is_dir():
+        return [open_file(str(f), options) for f in shard_files(path)]
     return [open_file(path, options)]
+
+
+def shard_files(directory) -> list[Path]:
+    """The input shards of a directory: its files, in name order, except hidden ones (``.x``, ``_x``)."""
+    p = Path(directory)
+    shards = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith((".", "_")))
+    if not shards:
+        raise InputFormatError(f"{p}: the directory holds no input files")
+    return shards
 
 
 def open_file(path: str, options: ReadOptions) -> Source:

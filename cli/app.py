@@ -101,6 +101,10 @@ BatchRows = Annotated[
     Optional[int], typer.Option("--batch-rows", min=1, help="Input rows (lines) per record batch (default: about 32 MB of output).")
 ]
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Threads for the kernels (default: all cores).")]
+Device = Annotated[
+    str,
+    typer.Option("--device", help="auto: the GPU when one is usable, else the CPU; cuda: the GPU or an error; cpu."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the progress bar even when stderr is not a terminal.")]
 
@@ -137,6 +141,7 @@ def embed(
     output_dtype: OutputDtype = None,
     batch_rows: BatchRows = None,
     threads: Threads = None,
+    device: Device = "auto",
     quiet: Quiet = False,
     progress: Progress = False,
 ):
@@ -165,7 +170,7 @@ def embed(
     _run(weights, input, output, quiet, progress, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
          input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov,
          unk_token=unk_token, lowercase_fallback=lowercase_fallback, output_dtype=output_dtype,
-         batch_rows=batch_rows, threads=threads)
+         batch_rows=batch_rows, threads=threads, device=device)
 
 
 @app.command()
@@ -188,6 +193,7 @@ def bag(
     output_dtype: OutputDtype = None,
     batch_rows: BatchRows = None,
     threads: Threads = None,
+    device: Device = "auto",
     quiet: Quiet = False,
     progress: Progress = False,
 ):
@@ -204,7 +210,7 @@ def bag(
     _run(weights, input, output, quiet, progress, mode=mode, padding_idx=padding_idx, max_norm=max_norm,
          norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
          seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
-         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads)
+         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads, device=device)
 
 
 def _print_summary(summary) -> None:
@@ -214,7 +220,7 @@ def _print_summary(summary) -> None:
     table = Table(show_header=False, box=None, padding=(0, 1))
     shape = f"  shape {summary.input_shape}" if summary.input_shape is not None else ""
     table.add_row("input", f"{summary.input}{shape}")
-    table.add_row("weights", f"shape {summary.weight_shape}  {summary.dtype}")
+    table.add_row("weights", f"shape {summary.weight_shape}  {summary.dtype}  on the {summary.device.upper()}")
     shards = f"  ({summary.shards} shards" + (f", {summary.skipped} skipped" if summary.skipped else "") + ")"
     table.add_row("output", f"{summary.output}  {summary.rows:,} rows" + (shards if summary.shards > 1 or summary.skipped else ""))
     table.add_row("speed", f"{summary.lookups:,} lookups in {summary.seconds:.3f} s, {summary.lookups_per_second:,.0f} lookups/s")

@@ -33,15 +33,20 @@ class BadIndexError(EmbedtoolError, IndexError):
         )
 
 
+class GpuUnavailableError(EmbedtoolError):
+    """The GPU path cannot run: numba-cuda missing, no CUDA driver or device, or the table does not fit."""
+
+
 class InputFormatError(EmbedtoolError):
     """A file cannot be read as the format it claims to be (or is missing)."""
 
 
 @contextlib.contextmanager
 def in_file(path):
-    """Prefix the message of any ``EmbedtoolError`` raised in the block with ``path: `` (type kept)."""
+    """Prefix the message of any ``EmbedtoolError`` raised in the block with ``path: `` (type kept), once."""
     try:
         yield
     except EmbedtoolError as e:
-        e.args = (f"{path}: {e}",)
+        if not str(e).startswith(f"{path}: "):
+            e.args = (f"{path}: {e}",)
         raise

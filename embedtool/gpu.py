@@ -33,7 +33,7 @@ import numpy as np
 
 from . import config, core
 from .bag import MODES, _bag_bounds, _sample_weights
-from .errors import BadIndexError, EmbedtoolError, InvalidArgumentError
+from .errors import BadIndexError, GpuUnavailableError, InvalidArgumentError
 from .lookup import index_min_max
 
 #: ``numba.cuda``, imported by ``_kernels()`` on first use. Kernels must reach it by this name.
@@ -43,10 +43,6 @@ _WARP = 32
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _MEAN, _MAX = MODES.index("mean"), MODES.index("max")
-
-
-class GpuUnavailableError(EmbedtoolError):
-    """The GPU path cannot run: numba-cuda missing, no CUDA driver or device, or the table does not fit."""
 
 
 @functools.cache

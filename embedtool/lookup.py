@@ -153,7 +153,7 @@ def index_min_max(flat: np.ndarray) -> tuple[int, int]:
     return _min_max(flat)
 
 
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None):
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None, device=None):
     """Look up rows of ``weight``: ``weight[input]`` with torch's ``F.embedding`` semantics (see SEMANTICS.md).
 
     Parameters
@@ -173,10 +173,14 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
         avoids the page faults of a fresh allocation).
     where : callable, optional
         ``where(flat_position) -> str`` names a bad index's position in the caller's terms (file line, row...).
+    device : {None, "auto", "cpu", "cuda"}
+        None (default) runs where the data is: on the GPU when ``input`` or ``weight`` is a GPU array (numba,
+        CuPy, torch CUDA; the result is then a numba device array, with no host round trip), else on the CPU.
+        ``auto`` uses the GPU when one is usable, ``cuda`` insists (a clear error without one), ``cpu`` never.
 
     Returns
     -------
-    ndarray of shape ``input.shape + (D,)`` and the weight's dtype.
+    ndarray of shape ``input.shape + (D,)`` and the weight's dtype (a device array for GPU inputs).
 
     Examples
     --------
@@ -185,6 +189,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
     array([[[4., 5.],
             [0., 0.]]], dtype=float32)
     """
+    if core.use_gpu(device, input, weight, out):
+        from .gpu import embedding_cuda
+
+        return embedding_cuda(input, weight, padding_idx, max_norm, norm_type, out=out, where=where)
     weight = core.check_weight(weight)
     num_embeddings, dim = weight.shape
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from . import __version__, core, writers
 from .atomic import atomic_path
-from .errors import InvalidArgumentError, in_file
+from .errors import GpuUnavailableError, InvalidArgumentError, in_file
 from .progress import progress_bar
 from .readers import Batch, ReadOptions, Source, column_batch, column_kind, open_sources, pick_column
 from .tokens import TokenMapper
@@ -92,28 +92,29 @@ class _Buffer:
         return self._flat[:nbytes].view(dtype).reshape(shape)
 
 
-def embed_batch(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer: _Buffer | None = None) -> pa.Array:
-    """The output column for one batch: its rows embedded (or pooled with ``options.mode``)."""
+def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer: _Buffer | None = None):
+    """The vectors of one batch on the CPU: ``ids.shape + (D,)`` embedded, or ``(rows, D)`` pooled."""
     from .lookup import embedding
 
     buffer = buffer or _Buffer()
     dim = weight.shape[1]
     if options.mode is None:
         shape = batch.ids.shape + (dim,)
-        values = embedding(batch.ids, weight, options.padding_idx, options.max_norm, options.norm_type,
-                           out=buffer.get(shape, weight.dtype), where=batch.where)
-        if batch.zero is not None and batch.zero.size:
-            values.reshape(-1, dim)[batch.zero] = 0
-    else:
-        from .bag import embedding_bag
+        return embedding(batch.ids, weight, options.padding_idx, options.max_norm, options.norm_type,
+                         out=buffer.get(shape, weight.dtype), where=batch.where, device="cpu")
+    from .bag import embedding_bag
 
-        ids, offsets = batch.ids, batch.offsets
-        if offsets is None:
-            ids = ids.reshape(ids.shape[0], -1)
-        values = embedding_bag(ids, weight, offsets, options.mode, padding_idx=options.padding_idx,
-                               include_last_offset=offsets is not None, max_norm=options.max_norm,
-                               norm_type=options.norm_type, out=buffer.get((batch.rows, dim), weight.dtype),
-                               where=batch.where)
+    ids = batch.ids if batch.offsets is not None else batch.ids.reshape(batch.ids.shape[0], -1)
+    return embedding_bag(ids, weight, batch.offsets, options.mode, padding_idx=options.padding_idx,
+                         include_last_offset=batch.offsets is not None, max_norm=options.max_norm,
+                         norm_type=options.norm_type, out=buffer.get((batch.rows, dim), weight.dtype),
+                         where=batch.where, device="cpu")
+
+
+def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.Array:
+    """The output column of a batch from its vectors: OOV zeros, the output dtype, the Arrow layout."""
+    if batch.zero is not None and batch.zero.size:
+        values.reshape(-1, values.shape[-1])[batch.zero] = 0
     if options.output_dtype is not None and values.dtype != np.dtype(options.output_dtype):
         values = values.astype(options.output_dtype)
     if options.mode is not None:
@@ -121,6 +122,11 @@ def embed_batch(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer:
     if batch.offsets is not None:
         return writers.ragged_array(values, batch.offsets)
     return writers.embedding_array(values)
+
+
+def embed_batch(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer: _Buffer | None = None) -> pa.Array:
+    """The output column for one batch: its rows embedded (or pooled with ``options.mode``) on the CPU."""
+    return batch_column(batch, batch_values(batch, weight, options, buffer), options)
 
 
 def _column_type(source: Source, weight: np.ndarray, options: EmbedOptions) -> pa.DataType:
@@ -188,7 +194,7 @@ def num_threads(n: int | None):
 
 
 def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt: str, options: EmbedOptions,
-                  mapper: TokenMapper | None, progress, summary: Summary) -> None:
+                  mapper: TokenMapper | None, device_table, progress, summary: Summary) -> None:
     weight = vectors.matrix
     meta = {
         "embedtool.version": __version__,
@@ -251,12 +257,15 @@ def embed_path(
     threads: int | None = None,
     progress: bool | None = None,
     resume: bool = False,
+    device: str = "auto",
 ) -> Summary:
     """Embed (or pool, with ``mode``) every row of ``input`` and write ``output``; the engine of the CLI.
 
     ``input`` is a file, a directory of shards (``output`` is then a directory of shards, one per input file) or
     ``-`` (stdin); ``output`` is ``.arrow``/``.feather``/``.arrows``/``.parquet`` or ``-`` (an IPC stream on
     stdout). Every output file is written atomically; ``resume`` skips shards whose output already exists.
+    ``device``: ``auto`` runs on the GPU when one is usable (the table is copied there once), ``cuda`` insists,
+    ``cpu`` never touches CUDA.
     """
     vectors = weights if isinstance(weights, Vectors) else load_vectors(weights)
     weight = vectors.matrix
@@ -270,6 +279,7 @@ def embed_path(
     weights_name = Path(str(vectors.metadata.get("source", weights))).name
     directory = str(input) != "-" and Path(input).is_dir()
     summary = Summary(str(input), str(output), tuple(weight.shape), np.dtype(output_dtype or weight.dtype).name)
+    device_table = _device_table(weight, device, summary)
     started = time.perf_counter()
     with num_threads(threads):
         sources = open_sources(str(input), read)
@@ -290,17 +300,37 @@ def embed_path(
             summary.input_shape = source.input_shape
             if target == "-":
                 _write_source(source, vectors, weights_name, writers.stdout_sink(), "ipc-stream", options,
-                              read.mapper, progress, summary)
+                              read.mapper, device_table, progress, summary)
             else:
                 with atomic_path(target) as tmp:
                     _write_source(source, vectors, weights_name, str(tmp), writers.output_format(str(target)),
-                                  options, read.mapper, progress, summary)
+                                  options, read.mapper, device_table, progress, summary)
             summary.shards += 1
     summary.seconds = time.perf_counter() - started
     if read.mapper is not None:
         summary.oov = read.mapper.report() if read.mapper.oov_tokens else None
         summary.oov_policy, summary.oov_counts = read.mapper.policy, read.mapper.counts
     return summary
+
+
+def _device_table(weight: np.ndarray, device: str, summary: Summary):
+    """The weights on the GPU for the whole run, or None for the CPU. Under ``auto`` a table larger than the GPU's
+    free memory falls back to the CPU, saying so."""
+    if not core.use_gpu(device):
+        summary.device = "cpu"
+        return None
+    from .gpu import DeviceTable
+
+    try:
+        table = DeviceTable(weight)
+    except GpuUnavailableError as e:
+        if device == "cuda":
+            raise
+        summary.notes.append(f"{e}; running on the CPU")
+        summary.device = "cpu"
+        return None
+    summary.device = "cuda"
+    return table
 
 
 def shard_name(input_name: str) -> str:

@@ -105,15 +105,28 @@ Device = Annotated[
     str,
     typer.Option("--device", help="auto: the GPU when one is usable, else the CPU; cuda: the GPU or an error; cpu."),
 ]
+Scheduler = Annotated[
+    Optional[str],
+    typer.Option("--scheduler", help="Run a directory of shards on Dask: a scheduler's address (tcp://host:8786), or "
+                 "local:N for a cluster of N local worker processes for this run. Needs embedtool[distributed]."),
+]
+Resume = Annotated[bool, typer.Option("--resume", help="Skip the shards of a directory whose output already exists.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the progress bar even when stderr is not a terminal.")]
 
 
-def _run(weights, input, output, quiet, progress, **options) -> None:
-    """Run the pipeline and report on stderr: the summary, notes and OOV counts (unless --quiet)."""
-    from embedtool.pipeline import embed_path
+def _run(weights, input, output, quiet, progress, scheduler, **options) -> None:
+    """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: the summary, notes and OOV counts
+    (unless --quiet)."""
+    show = False if quiet else (True if progress else None)
+    if scheduler is None:
+        from embedtool.pipeline import embed_path
 
-    summary = embed_path(weights, input, output, progress=False if quiet else (True if progress else None), **options)
+        summary = embed_path(weights, input, output, progress=show, **options)
+    else:
+        from embedtool.distributed import embed_on_scheduler
+
+        summary = embed_on_scheduler(scheduler, weights, input, output, progress=show, **options)
     for note in summary.notes:
         typer.echo(f"Note: {note}", err=True)
     if summary.oov:
@@ -142,6 +155,8 @@ def embed(
     batch_rows: BatchRows = None,
     threads: Threads = None,
     device: Device = "auto",
+    scheduler: Scheduler = None,
+    resume: Resume = False,
     quiet: Quiet = False,
     progress: Progress = False,
 ):
@@ -167,10 +182,10 @@ def embed(
 
         cat ids.txt | embedtool embed weights.npy - -o - | next-step              # stdin to stdout
     """
-    _run(weights, input, output, quiet, progress, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
-         input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov,
-         unk_token=unk_token, lowercase_fallback=lowercase_fallback, output_dtype=output_dtype,
-         batch_rows=batch_rows, threads=threads, device=device)
+    _run(weights, input, output, quiet, progress, scheduler, padding_idx=padding_idx, max_norm=max_norm,
+         norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
+         seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
+         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads, device=device, resume=resume)
 
 
 @app.command()
@@ -194,6 +209,8 @@ def bag(
     batch_rows: BatchRows = None,
     threads: Threads = None,
     device: Device = "auto",
+    scheduler: Scheduler = None,
+    resume: Resume = False,
     quiet: Quiet = False,
     progress: Progress = False,
 ):
@@ -207,10 +224,10 @@ def bag(
 
         embedtool bag weights.npy ids.npy -o pooled.arrow --mode max --padding-idx 0
     """
-    _run(weights, input, output, quiet, progress, mode=mode, padding_idx=padding_idx, max_norm=max_norm,
+    _run(weights, input, output, quiet, progress, scheduler, mode=mode, padding_idx=padding_idx, max_norm=max_norm,
          norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
          seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
-         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads, device=device)
+         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads, device=device, resume=resume)
 
 
 def _print_summary(summary) -> None:
@@ -259,3 +276,4 @@ def info(
 def main() -> None:
     """Console-script entry point."""
     app()
+

@@ -276,4 +276,3 @@ def info(
 def main() -> None:
     """Console-script entry point."""
     app()
-

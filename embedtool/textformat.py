@@ -495,7 +495,7 @@ _HEADER = re.compile(rb"(\d+) +(\d+)")
 
 
 def exact_value(text: str, dtype: np.dtype):
-    """The ``dtype`` value nearest the decimal ``text``, ties to even.
+    """The ``dtype`` value nearest the decimal ``text``, ties to even (past the largest value: inf, as IEEE has it).
 
     ``float()`` rounds to float64 correctly; narrowing that is exact unless the float64 lies halfway between two
     ``dtype`` values, where the decimal itself breaks the tie.
@@ -503,16 +503,17 @@ def exact_value(text: str, dtype: np.dtype):
     d = float(text)
     with np.errstate(over="ignore"):
         t = dtype.type(d)
-    if dtype == np.float64 or not math.isfinite(t) or float(t) == d:
-        return t
-    with np.errstate(over="ignore"):
-        g = np.nextafter(t, dtype.type(math.copysign(math.inf, d - float(t))))
-    if not math.isfinite(g) or (float(t) + float(g)) / 2 != d:
+        if dtype == np.float64 or not math.isfinite(d) or float(t) == d:
+            return t
+        g = np.nextafter(t, dtype.type(math.copysign(math.inf, d - float(t) if math.isfinite(t) else -t)))
+    top = 2.0 ** np.finfo(dtype).maxexp  # where inf sits for rounding
+    tv, gv = (float(x) if math.isfinite(x) else math.copysign(top, x) for x in (t, g))
+    if (tv + gv) / 2 != d:
         return t
     exact, mid = Fraction(text), Fraction(d)
     if exact == mid:
         return t
-    return g if (exact > mid) == (g > t) else t
+    return g if (exact > mid) == (gv > tv) else t
 
 
 def decode_token(raw: bytes, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -574,15 +575,17 @@ def _fits(line: bytes, dim: int) -> bool:
 
 
 def _most_common(dims: list) -> int | None:
+    """The most common dimension; of equally common ones, the first row's."""
     counts = collections.Counter(d for d in dims if d is not None)
-    return max(counts, key=lambda d: (counts[d], -d)) if counts else None
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def detect_layout(lines: list[bytes], path) -> tuple[int | None, int]:
     """(header row count or None, dimension) from the first lines of a text file.
 
     A header is a first line of exactly two integers ``N D`` where the rows after it hold D values. Without one, D is
-    the dimension most of the first rows suggest (normally every row's: a token followed by D numbers).
+    the dimension most of the first rows suggest (normally every row's: a token followed by D numbers), the first
+    row's in a tie.
     """
     header = _HEADER.fullmatch(lines[0].rstrip(b" \r"))
     if header:
@@ -834,12 +837,25 @@ class _Progress:
         self.seen = now
 
 
+def _head(src: Source) -> np.ndarray:
+    """The start of the file: whole lines only (at least one), or the whole file."""
+    size = BLOCK_BYTES
+    while True:
+        head = src.window(0, size)
+        end = _last_line_end(head)
+        if head.shape[0] < size:
+            return head
+        if end > 0:
+            return head[:end]
+        size *= 2
+
+
 def read_text(path, compression: str | None, opts: TextOptions, progress: bool | None = None) -> TextResult:
     """Parse a GloVe or word2vec/fastText text file (header detected), compressed or not."""
     path = Path(path)
     target = _TARGETS[opts.dtype]
     with Source(path, compression) as src, progress_bar(f"reading {path.name}", src.size, "bytes", progress) as bar:
-        head = src.window(0, BLOCK_BYTES)
+        head = _head(src)
         if head.shape[0] == 0:
             raise InputFormatError(f"{path}: empty file")
         start = 3 if opts.utf8 and bytes(head[:3]) == BOM else 0
@@ -907,8 +923,8 @@ def read_word2vec_binary(path, compression: str | None, opts: TextOptions, progr
         tokens, size = [], BLOCK_BYTES
         while rows.count < total:
             window = src.window(pos, size)
-            n_max = min(total - rows.count, window.shape[0] // (width + 1))
-            out = rows.take(n_max)
+            out = rows.take(min(total - rows.count, window.shape[0] // (width + 1)))
+            n_max = out.shape[0]
             bounds = np.empty((n_max, 2), np.int64)
             status = np.empty(n_max, np.uint8)
             n, used = _scan_records(window, 0, width, n_max, opts.utf8, out.view(np.uint8), 0, bounds, status)

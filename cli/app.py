@@ -60,7 +60,10 @@ def _root(
     """Embedding lookups from the shell: token ids or words in, vectors out as Arrow."""
 
 
-WeightsArg = Annotated[Path, typer.Argument(help="Weight table: .npy [N, D] float16/32/64 (memory-mapped).")]
+WeightsArg = Annotated[Path, typer.Argument(help=(
+    "Weight table: the .arrow/.feather store (opens instantly), .npy or .safetensors (memory-mapped; tokens from "
+    "NAME.vocab.txt or vocab.txt beside it), .parquet, GloVe .txt, word2vec/fastText .vec, word2vec .bin; text "
+    "may be .gz/.bz2/.xz. Text is parsed on every open: `embedtool convert` it once to .arrow."))]
 InputArg = Annotated[
     str,
     typer.Argument(
@@ -276,3 +279,10 @@ def info(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+# The weight-table commands live in their own module; it imports nothing heavy at import time.
+from . import vectors_cmds  # noqa: E402
+
+app.command()(vectors_cmds.convert)
+app.command()(vectors_cmds.lookup)

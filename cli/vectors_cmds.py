@@ -1,0 +1,192 @@
+"""The weight-table commands ``convert`` and ``lookup`` (``app.py`` registers them).
+
+The reading options are defined once here and shared by both. Heavy modules are imported inside the command bodies.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+
+class Format(str, Enum):
+    arrow = "arrow"
+    parquet = "parquet"
+    npy = "npy"
+    safetensors = "safetensors"
+    glove = "glove"
+    word2vec = "word2vec"
+    word2vec_binary = "word2vec-binary"
+
+
+class DType(str, Enum):
+    float16 = "float16"
+    float32 = "float32"
+    float64 = "float64"
+
+
+class Duplicates(str, Enum):
+    first = "first"
+    last = "last"
+    error = "error"
+
+
+class OnBadRow(str, Enum):
+    error = "error"
+    skip = "skip"
+
+
+class Errors(str, Enum):
+    strict = "strict"
+    replace = "replace"
+    ignore = "ignore"
+
+
+From = Annotated[
+    Optional[Format], typer.Option("--from", help="The source's format (default: from its first bytes and suffix).")
+]
+Tensor = Annotated[
+    Optional[str],
+    typer.Option("--tensor", help="The safetensors tensor to read (default: the only 2-D one); also the name written."),
+]
+Vocab = Annotated[
+    Optional[Path],
+    typer.Option("--vocab", help="Tokens, one per line, for a table without them "
+                 "(default: NAME.vocab.txt or vocab.txt beside it)."),
+]
+DuplicatesOpt = Annotated[
+    Duplicates, typer.Option("--duplicates", help="A repeated token keeps its first or its last row, or is an error.")
+]
+OnBadRowOpt = Annotated[
+    OnBadRow, typer.Option("--on-bad-row", help="Text rows that break the rules: stop at the first, or skip them.")
+]
+ErrorsOpt = Annotated[
+    Errors, typer.Option("--errors", help="Tokens that do not decode: stop, or replace or drop the bad bytes.")
+]
+Encoding = Annotated[str, typer.Option("--encoding", help="The tokens' encoding (ASCII-compatible).")]
+AllowNonfinite = Annotated[bool, typer.Option("--allow-nonfinite", help="Accept NaN and inf values in text.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+
+
+def _load(path, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite, **options):
+    from embedtool.vectors import load_vectors
+
+    return load_vectors(
+        path, format=from_.value if from_ else None, tensor=tensor, vocab=vocab, duplicates=duplicates.value,
+        on_bad_row=on_bad_row.value, errors=errors.value, encoding=encoding, allow_nonfinite=allow_nonfinite, **options,
+    )
+
+
+def _notes(vectors) -> None:
+    """What loading dropped, on stderr."""
+    if vectors.metadata.get("skipped_rows"):
+        typer.echo(f"Note: skipped {vectors.metadata['skipped_rows']:,} bad rows", err=True)
+    if vectors.metadata.get("duplicates"):
+        typer.echo(f"Note: dropped {vectors.metadata['duplicates']:,} rows of repeated tokens", err=True)
+
+
+def convert(
+    src: Annotated[Path, typer.Argument(help="The table to read, in any format embedtool reads.")],
+    dst: Annotated[Path, typer.Argument(help="The file to write; its format from its suffix unless --to names it.")],
+    from_: From = None,
+    to: Annotated[Optional[Format], typer.Option("--to", help="The destination's format (default: its suffix).")] = None,
+    dtype: Annotated[Optional[DType], typer.Option("--dtype", help="The values' type (default: the source's).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Only the first N rows.")] = None,
+    tensor: Tensor = None,
+    vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
+    quiet: Quiet = False,
+):
+    """Convert a weight table from one format to another; the output appears complete or not at all.
+
+    Formats: the store (.arrow/.feather, opens in milliseconds at any size), .parquet, .npy (+ NAME.vocab.txt),
+    .safetensors (+ NAME.vocab.txt), GloVe text (.txt), word2vec/fastText text (.vec), word2vec binary (.bin);
+    text may be .gz/.bz2/.xz compressed. Text is parsed on every open: convert it once to the store.
+
+    Example:
+
+        embedtool convert glove.840B.300d.txt glove.arrow --on-bad-row skip
+
+        embedtool convert model.safetensors words.npy --tensor embeddings.word_embeddings.weight --vocab vocab.txt
+    """
+    import time
+
+    from embedtool.vectors import save_vectors
+
+    started = time.perf_counter()
+    show = False if quiet else None
+    vectors = _load(src, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite,
+                    dtype=dtype.value if dtype else None, limit=limit, progress=show)
+    save_vectors(vectors, dst, format=to.value if to else None, tensor=tensor or "weight", progress=show)
+    if not quiet:
+        _notes(vectors)
+        typer.echo(f"Wrote {dst}: {len(vectors):,} x {vectors.dim} {vectors.matrix.dtype} "
+                   f"in {time.perf_counter() - started:.2f} s", err=True)
+
+
+def lookup(
+    weights: Annotated[Path, typer.Argument(help="The weight table, in any format embedtool reads.")],
+    tokens: Annotated[List[str], typer.Argument(help="Tokens to look up (row ids, for a table without tokens).")],
+    json_: Annotated[bool, typer.Option("--json", help="Print a JSON list (unknown tokens with id null).")] = False,
+    from_: From = None,
+    tensor: Tensor = None,
+    vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
+):
+    """Print the row id and the vector of each token: ``token<TAB>id<TAB>values``.
+
+    Tokens not in the vocabulary are named on stderr and make the exit status 1.
+
+    Example:
+
+        embedtool lookup glove.arrow king queen
+
+        embedtool lookup weights.npy 0 17 --json
+    """
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+
+    from embedtool.errors import InputFormatError, InvalidArgumentError
+
+    vectors = _load(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
+    if vectors.has_vocab:
+        ids = vectors.token_ids(tokens)
+    else:
+        if not all(t.isdigit() for t in tokens):
+            raise InvalidArgumentError(f"{weights} has no tokens: give row ids, or a vocab with --vocab")
+        ids = np.array([int(t) if int(t) < len(vectors) else -1 for t in tokens], np.int64)
+    found = ids[ids >= 0]
+    values = pa.array(np.asarray(vectors.matrix[found], np.float32 if vectors.matrix.dtype == np.float16 else None)
+                      .reshape(-1)).cast(pa.string()).to_pylist()
+    dim = vectors.dim
+    rows, k = [], 0
+    for token, i in zip(tokens, ids):
+        if i < 0:
+            rows.append((token, None, None))
+        else:
+            rows.append((token, int(i), values[k * dim : (k + 1) * dim]))
+            k += 1
+    if json_:
+        typer.echo(json.dumps([{"token": t, "id": i, "vector": None if v is None else [float(x) for x in v]}
+                               for t, i, v in rows], ensure_ascii=False))
+    else:
+        for t, i, v in rows:
+            if i is not None:
+                typer.echo(f"{t}\t{i}\t{' '.join(v)}")
+    missing = [t for t, i, _ in rows if i is None]
+    if missing:
+        what = "in the vocabulary" if vectors.has_vocab else f"in the table ({len(vectors)} rows)"
+        raise InputFormatError(f"not {what}: {', '.join(map(repr, missing))}")

@@ -80,6 +80,7 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
     """
     from distributed import as_completed
 
+    started = time.perf_counter()
     inspect.signature(embed_path).bind(weights, source, dest, **options)  # a misspelt option fails here, once
     threads = options.pop("threads", None) or 1
     source, dest = Path(os.path.abspath(source)), Path(os.path.abspath(dest))
@@ -87,7 +88,8 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
     for shard in shard_files(source):
         target = dest / shard_name(shard.name)
         if target in shards:
-            raise InvalidArgumentError(f"{source}: {shards[target].name} and {shard.name} would both write {target.name}")
+            raise InvalidArgumentError(
+                f"{source}: {shards[target].name} and {shard.name} would both write {target.name}")
         shards[target] = shard
     dest.mkdir(parents=True, exist_ok=True)
     todo = {target: shard for target, shard in shards.items() if not (resume and target.exists())}
@@ -96,7 +98,6 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
         weights = client.scatter(weights, broadcast=True)
     else:
         weights = os.path.abspath(weights)
-    started = time.perf_counter()
     futures = client.map(_embed_shard, [str(s) for s in todo.values()], [str(t) for t in todo], weights=weights,
                          threads=threads, options=options, retries=retries, pure=False)
     finished = {}

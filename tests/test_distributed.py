@@ -63,7 +63,9 @@ def data(tmp_path_factory):
 
 def same_files(a: Path, b: Path) -> bool:
     names = sorted(p.name for p in a.iterdir())
-    return names == sorted(p.name for p in b.iterdir()) and all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    if names != sorted(p.name for p in b.iterdir()):
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
 
 
 @pytest.mark.parametrize("command, weights", [("embed", "path"), ("bag", "scattered")])
@@ -144,7 +146,8 @@ def test_input_errors_read_as_in_a_single_process_run(client, tmp_path):
     pq.write_table(pa.table({"ids": [[1, 2], [3]]}), shards / "a.parquet")
     pq.write_table(pa.table({"ids": [[1], [4, 9]]}), shards / "b.parquet")
     single = invoke("embed", tmp_path / "w.npy", shards, "-o", tmp_path / "single")
-    on_dask = invoke("embed", tmp_path / "w.npy", shards, "-o", tmp_path / "dask", "--scheduler", client.scheduler.address)
+    on_dask = invoke("embed", tmp_path / "w.npy", shards, "-o", tmp_path / "dask",
+                     "--scheduler", client.scheduler.address)
     assert single.exit_code == on_dask.exit_code == 1
     assert on_dask.output == single.output
     assert single.output.startswith("Error: b.parquet: index 9 at row 1, position 1 is out of range")
@@ -152,7 +155,8 @@ def test_input_errors_read_as_in_a_single_process_run(client, tmp_path):
         dist.embed_dataset(client, shards, tmp_path / "x", tmp_path / "w.npy", column="nope", retries=0)
     with pytest.raises(TypeError, match="colum"):
         dist.embed_dataset(client, shards, tmp_path / "x", tmp_path / "w.npy", colum="ids")
-    result = invoke("embed", tmp_path / "w.npy", shards / "a.parquet", "-o", tmp_path / "x.arrow", "--scheduler", "local:2")
+    result = invoke("embed", tmp_path / "w.npy", shards / "a.parquet", "-o", tmp_path / "x.arrow",
+                    "--scheduler", "local:2")
     assert result.output.startswith("Error: ") and "not a directory" in result.output
 
 
@@ -179,9 +183,8 @@ def test_ray_data_takes_embed_table(data):
     table = pq.read_table(shards / "part-0.parquet")
     ray.init(num_cpus=1, include_dashboard=False, ignore_reinit_error=True)
     try:
-        ds = ray.data.from_arrow(table).map_batches(
-            embed_table, batch_format="pyarrow", fn_kwargs={"vectors": vectors, "column": "tokens", "keep": ["doc"], "oov": "unk"}
-        )
+        kwargs = {"vectors": vectors, "column": "tokens", "keep": ["doc"], "oov": "unk"}
+        ds = ray.data.from_arrow(table).map_batches(embed_table, batch_format="pyarrow", fn_kwargs=kwargs)
         got = pa.concat_tables(ray.get(ds.to_arrow_refs())).sort_by("doc")
     finally:
         ray.shutdown()

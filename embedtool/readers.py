@@ -126,7 +126,7 @@ def open_file(path: str, options: ReadOptions) -> Source:
         if suffix in ARROW_SUFFIXES or head.startswith((b"ARROW1", b"PAR1", _IPC_STREAM_MAGIC)):
             return _arrow_source(p, _arrow_kind(suffix, head), options)
         if suffix == ".bin":
-            raise InvalidArgumentError(f"{p}: a raw token-id file needs --input-format u16, u32, i32 or i64")
+            raise InvalidArgumentError(f"{p.name}: a raw token-id file needs --input-format u16, u32, i32 or i64")
     return _text_source(p.name, open(p, "rb"), p.stat().st_size, options)
 
 

@@ -47,8 +47,11 @@ BOM = b"\xef\xbb\xbf"
 
 # Row status set by the kernels: settled, token to be decoded in Python, whole row to be parsed in Python.
 _OK, _TOKEN, _ROW = 0, 1, 2
-# Number parse results (0: settled).
-_BAD, _SLOW = 1, 2
+# Number parse results: 0 the nearest float64; _NEAR within two roundings of it (a mantissa over 2**53); _BAD not
+# a number; _SLOW for Python (over 19 significant digits, or a decimal exponent beyond 22).
+_BAD, _SLOW, _NEAR = 1, 2, 3
+#: How far (in float64 ulps) a _NEAR value must lie from a rounding boundary of the target to be trusted.
+_NEAR_ULPS = 8
 # Output kinds (the kernels write float64, float32, or float16 as its uint16 bits).
 _F64, _F32, _F16 = 0, 1, 2
 _TARGETS = {np.dtype(np.float64): _F64, np.dtype(np.float32): _F32, np.dtype(np.float16): _F16}
@@ -112,10 +115,10 @@ def _special(buf, i, j, neg):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _scan_number(buf, i, e):
-    """The number that starts at ``buf[i]``: (the float64 nearest to it, the position after it, code). It ends at
-    the first byte that cannot continue it: the caller checks what follows. Code _BAD: not a number (Python's float()
-    syntax without underscores); _SLOW: Clinger's exact fast path does not apply (over 19 digits, a mantissa over
-    2**53, a decimal exponent beyond 22)."""
+    """The number that starts at ``buf[i]``: (value, the position after it, code). It ends at the first byte that
+    cannot continue it: the caller checks what follows. Code 0: the value is the float64 nearest the number
+    (Clinger's fast path: a mantissa up to 2**53 times an exact power of ten); _NEAR: it is within two roundings of
+    it; _BAD: not a number (Python's float() syntax without underscores); _SLOW: left to Python."""
     neg = False
     c = buf[i]
     if c == 45 or c == 43:  # - +
@@ -166,35 +169,47 @@ def _scan_number(buf, i, e):
         if i == first:
             return 0.0, i, _BAD
         exp = -exp if eneg else exp
-    if digits > 19:  # the mantissa may have wrapped
+    if digits > 19 and digits - _leading_zeros(buf, start, i) > 19:  # the mantissa wrapped
         return 0.0, i, _SLOW
     if mant == 0:
         return -0.0 if neg else 0.0, i, 0
     exp -= frac
-    if mant > _MANTISSA_MAX or exp < -22 or exp > 22:
+    if exp < -22 or exp > 22:
         return 0.0, i, _SLOW
     v = np.float64(mant)
     v = v * _POW10[exp] if exp >= 0 else v / _POW10[-exp]
-    return -v if neg else v, i, 0
+    return -v if neg else v, i, 0 if mant <= _MANTISSA_MAX else _NEAR
 
 
 @njit(cache=True, nogil=True)
-def _halfway(v, target):
-    """True when ``v`` lies exactly halfway between two values of ``target``: the decimal it came from may lie on
-    either side, so only an exact parse can round it."""
-    if target == _F64 or v == 0 or not np.isfinite(v):
+def _leading_zeros(buf, i, e):
+    """Zeros before the first significant digit of the digits (and point) at ``buf[i:e]``."""
+    n = 0
+    while i < e and (buf[i] == 48 or buf[i] == 46):
+        n += buf[i] == 48
+        i += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _ambiguous(v, target, ulps):
+    """True when the number ``v`` stands for (within ``ulps`` float64 ulps of it) might round to another ``target``
+    value than ``v`` does: it lies that close to a point halfway between two. Only an exact parse can round it."""
+    if target == _F64:
+        return ulps > 0
+    if v == 0 or not np.isfinite(v):
         return False
     a = abs(v)
     bits = np.float64(v).view(np.uint64)
     if target == _F32:
         if a >= 2.0**-126:
-            return (bits & _F32_LOW_BITS) == _F32_HALF
+            return abs(np.int64(bits & _F32_LOW_BITS) - np.int64(_F32_HALF)) <= ulps
         x = a * 2.0**149
     else:
         if a >= 2.0**-14:
-            return (bits & _F16_LOW_BITS) == _F16_HALF
+            return abs(np.int64(bits & _F16_LOW_BITS) - np.int64(_F16_HALF)) <= ulps
         x = a * 2.0**24
-    return x - np.floor(x) == 0.5
+    return ulps > 0 or x - np.floor(x) == 0.5
 
 
 @njit(cache=True, nogil=True)
@@ -260,9 +275,9 @@ def _token_status(buf, s, e, utf8):
 
 
 @njit(cache=True, nogil=True)
-def _store(x, k, target, allow_nonfinite, row):
-    """Write ``x`` to ``row[k]`` in the target type: False if the value needs Python (non-finite and not allowed,
-    or halfway between two target values)."""
+def _store(x, code, k, target, allow_nonfinite, row):
+    """Write ``x`` (from ``_scan_number`` with ``code``) to ``row[k]`` in the target type: False if the value needs
+    Python (non-finite and not allowed, or too close to halfway between two target values)."""
     if target == _F16:
         h = _to_half(x)
         finite = (h & 0x7C00) != 0x7C00
@@ -270,7 +285,7 @@ def _store(x, k, target, allow_nonfinite, row):
     else:
         finite = np.isfinite(np.float32(x)) if target == _F32 else np.isfinite(x)
         row[k] = x
-    return (finite or allow_nonfinite) and not _halfway(x, target)
+    return (finite or allow_nonfinite) and not _ambiguous(x, target, _NEAR_ULPS if code == _NEAR else 0)
 
 
 @njit(cache=True, nogil=True)
@@ -299,7 +314,7 @@ def _parse_fast(buf, pos, stop, dim, target, allow_nonfinite, row, bounds):
         if k == dim:
             return -1
         x, i, code = _scan_number(buf, i, stop)
-        if code != 0 or not _store(x, k, target, allow_nonfinite, row):
+        if (code != 0 and code != _NEAR) or not _store(x, code, k, target, allow_nonfinite, row):
             return -1
         k += 1
         if i < stop and buf[i] != 32 and buf[i] != 10 and buf[i] != 13:
@@ -322,7 +337,9 @@ def _parse_values(buf, i, e, dim, target, allow_nonfinite, row):
         if k == dim:
             return False
         x, i, code = _scan_number(buf, i, e)
-        if code != 0 or (i < e and buf[i] != 32) or not _store(x, k, target, allow_nonfinite, row):
+        if (code != 0 and code != _NEAR) or (i < e and buf[i] != 32):
+            return False
+        if not _store(x, code, k, target, allow_nonfinite, row):
             return False
         k += 1
     return k == dim
@@ -501,9 +518,11 @@ def exact_value(text: str, dtype: np.dtype):
     ``dtype`` values, where the decimal itself breaks the tie.
     """
     d = float(text)
+    if dtype == np.float64:
+        return np.float64(d)
     with np.errstate(over="ignore"):
         t = dtype.type(d)
-        if dtype == np.float64 or not math.isfinite(d) or float(t) == d:
+        if not math.isfinite(d) or float(t) == d:
             return t
         g = np.nextafter(t, dtype.type(math.copysign(math.inf, d - float(t) if math.isfinite(t) else -t)))
     top = 2.0 ** np.finfo(dtype).maxexp  # where inf sits for rounding
@@ -546,13 +565,15 @@ def parse_line(line: bytes, dim: int, opts: TextOptions = TextOptions()) -> tupl
     raw_token = b" ".join(fields[:-dim])
     values = np.empty(dim, opts.dtype)
     for k, field in enumerate(fields[-dim:]):
-        where = f"token {_shown(raw_token)!r}: value {k + 1} of {dim}"
         if not NUMBER.fullmatch(field):
-            raise BadRow(f"{where} is not a number: {_shown(field)!r}{tabs}")
+            raise BadRow(f"token {_shown(raw_token)!r}: value {k + 1} of {dim} is not a number: {_shown(field)!r}{tabs}")
         values[k] = exact_value(field.decode("ascii"), opts.dtype)
-        if not np.isfinite(values[k]) and not opts.allow_nonfinite:
-            problem = f"overflows {opts.dtype.name}" if math.isfinite(float(field)) else "is not finite"
-            raise BadRow(f"{where} {problem}: {field.decode('ascii')!r} (use --allow-nonfinite to keep it)")
+    if not opts.allow_nonfinite and not np.isfinite(values).all():
+        k = int(np.flatnonzero(~np.isfinite(values))[0])
+        field = fields[len(fields) - dim + k].decode("ascii")
+        problem = f"overflows {opts.dtype.name}" if math.isfinite(float(field)) else "is not finite"
+        raise BadRow(f"token {_shown(raw_token)!r}: value {k + 1} of {dim} {problem}: {field!r} "
+                     "(use --allow-nonfinite to keep it)")
     return decode_token(raw_token, opts.encoding, opts.errors), values
 
 
@@ -1014,7 +1035,16 @@ def write_word2vec_binary(f, matrix: np.ndarray, tokens, progress: bool | None =
         for start in range(0, n, step):
             stop = min(n, start + step)
             offsets, data = string_buffers(tokens.slice(start, stop - start))
-            values = np.ascontiguousarray(matrix[start:stop], "<f4").view(np.uint8)
+            with np.errstate(over="ignore"):
+                values = np.ascontiguousarray(matrix[start:stop], "<f4")
+            overflow = np.isinf(values) & np.isfinite(matrix[start:stop])
+            if overflow.any():
+                row, col = np.argwhere(overflow)[0]
+                raise InvalidArgumentError(
+                    f"value {float(matrix[start + row, col])!r} (row {start + row}) is too large for word2vec binary, "
+                    "which holds float32"
+                )
+            values = values.view(np.uint8)
             records = np.zeros(stop - start + 1, np.int64)
             np.cumsum(np.diff(offsets) + values.shape[1] + 2, out=records[1:])
             out = np.empty(int(records[-1]), np.uint8)

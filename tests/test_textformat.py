@@ -309,6 +309,9 @@ HALFWAY = [
     "1.000000059604644775390625",  # exactly 1 + 2**-24: a tie, to even (1)
     "1.00000005960464477539062500001",  # just above it: up
     "1.0000000596046447753906249999",  # just below it: down
+    "1.0000000596046448",  # 17 digits (a mantissa over 2**53): above the tie
+    "1.0000000596046447",  # below it
+    "0.12573022246360779",  # a float32 printed as float64
     "1.000000178813934326171875",  # 1 + 3 * 2**-24: a tie, to even (1 + 2**-22)
     "7.00649232162408535461864791644958065640130970938257885878534141944895541342930300743319094181060791015625e-46",
     "7.0064923216240854e-46",
@@ -355,7 +358,8 @@ DECIMAL = st.builds(
 
 
 @HYPOTHESIS
-@given(st.lists(DECIMAL, min_size=1, max_size=20), st.sampled_from([np.float16, np.float32, np.float64]))
+@given(st.lists(st.one_of(DECIMAL, st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr)), min_size=1, max_size=20),
+       st.sampled_from([np.float16, np.float32, np.float64]))
 def test_random_decimals_parse_to_the_nearest_value(tmp_path, texts, dtype):
     path = tmp_path / "d.txt"
     path.write_text("t " + " ".join(texts) + "\n")
@@ -555,6 +559,13 @@ def test_tokens_that_would_not_read_back_are_refused(tmp_path, bad):
 def test_word2vec_binary_refuses_tokens_with_spaces(tmp_path):
     with pytest.raises(Exception, match=r"token 'a b' \(row 0\) cannot be written as word2vec binary"):
         save_vectors(Vectors(np.ones((1, 2), np.float32), ["a b"]), tmp_path / "v.bin")
+
+
+def test_word2vec_binary_refuses_values_beyond_float32(tmp_path):
+    with pytest.raises(Exception) as e:
+        save_vectors(Vectors(np.array([[1, 2], [3, 1e300]]), ["a", "b"]), tmp_path / "v.bin")
+    assert str(e.value) == "value 1e+300 (row 1) is too large for word2vec binary, which holds float32"
+    assert not (tmp_path / "v.bin").exists()
 
 
 def test_word2vec_binary_bytes(tmp_path):

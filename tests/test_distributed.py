@@ -27,7 +27,7 @@ SHARDS = 5
 
 
 def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "300"})  # a summary row per line
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """A vocabulary store, a directory of Parquet shards (OOV words included) and the single-process CLI's output."""
+    """A vocabulary store and a directory of Parquet shards, OOV words included."""
     root = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(5)
     vectors = Vectors(rng.standard_normal((len(WORDS), 4)).astype(np.float32), WORDS)
@@ -53,12 +53,22 @@ def data(tmp_path_factory):
         pq.write_table(pa.table({"doc": np.arange(30) + 100 * s, "tokens": tokens}), shards / f"part-{s}.parquet")
     (shards / "_SUCCESS").write_text("")
     (shards / ".part-9.parquet.crc").write_text("")
-    reference = {}
-    for command in ("embed", "bag"):
-        reference[command] = root / f"ref-{command}"
-        result = invoke(command, root / "store.arrow", shards, "-o", reference[command], *OPTIONS, "-q")
-        assert result.exit_code == 0, result.output
-    return root, shards, reference
+    return root, shards
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """The single-process CLI's output directory for ``embed`` or ``bag``, made on first use."""
+    root, shards = data
+
+    def made_by(command: str) -> Path:
+        out = root / f"ref-{command}"
+        if not out.exists():
+            result = invoke(command, root / "store.arrow", shards, "-o", out, *OPTIONS, "-q")
+            assert result.exit_code == 0, result.output
+        return out
+
+    return made_by
 
 
 def same_files(a: Path, b: Path) -> bool:
@@ -69,8 +79,8 @@ def same_files(a: Path, b: Path) -> bool:
 
 
 @pytest.mark.parametrize("command, weights", [("embed", "path"), ("bag", "scattered")])
-def test_cluster_writes_what_the_cli_writes(client, data, tmp_path, command, weights):
-    root, shards, reference = data
+def test_cluster_writes_what_the_cli_writes(client, data, reference, tmp_path, command, weights):
+    root, shards = data
     store = root / "store.arrow"
     if weights == "scattered":
         from embedtool.vectors import load_vectors
@@ -78,16 +88,16 @@ def test_cluster_writes_what_the_cli_writes(client, data, tmp_path, command, wei
         store = load_vectors(store)
     mode = {"mode": "mean"} if command == "bag" else {}
     summary = dist.embed_dataset(client, shards, tmp_path / "out", store, **KWARGS, **mode)
-    assert same_files(tmp_path / "out", reference[command])
+    assert same_files(tmp_path / "out", reference(command))
     assert list(summary["shards"]) == [f"part-{s}.parquet" for s in range(SHARDS)]
     assert summary["rows"] == SHARDS * 30 and summary["skipped"] == []
-    oov = sum(int(pq.read_metadata(p).metadata[b"embedtool.oov_tokens"]) for p in reference[command].iterdir())
+    oov = sum(int(pq.read_metadata(p).metadata[b"embedtool.oov_tokens"]) for p in reference(command).iterdir())
     assert summary["oov_tokens"] == oov == sum(s["oov_tokens"] for s in summary["shards"].values()) > 0
     assert summary["oov"].startswith(f"{oov} OOV tokens (unk); most frequent: ")
 
 
-def test_a_failed_task_is_retried(client, data, tmp_path, monkeypatch):
-    root, shards, reference = data
+def test_a_failed_task_is_retried(client, data, reference, tmp_path, monkeypatch):
+    root, shards = data
     marker = tmp_path / "fail-once"
     marker.touch()
     embed_shard = dist._embed_shard
@@ -102,14 +112,14 @@ def test_a_failed_task_is_retried(client, data, tmp_path, monkeypatch):
     monkeypatch.setattr(dist, "_embed_shard", fails_once)
     summary = dist.embed_dataset(client, shards, tmp_path / "out", root / "store.arrow", retries=1, **KWARGS)
     assert not marker.exists() and len(summary["shards"]) == SHARDS
-    assert same_files(tmp_path / "out", reference["embed"])
+    assert same_files(tmp_path / "out", reference("embed"))
     marker.touch()
     with pytest.raises(OSError, match="injected fault"):
         dist.embed_dataset(client, shards, tmp_path / "again", root / "store.arrow", retries=0, **KWARGS)
 
 
-def test_resume_skips_finished_shards(client, data, tmp_path):
-    root, shards, reference = data
+def test_resume_skips_finished_shards(client, data, reference, tmp_path):
+    root, shards = data
     out = tmp_path / "out"
     dist.embed_dataset(client, shards, out, root / "store.arrow", **KWARGS)
     (out / "part-3.parquet").unlink()
@@ -119,24 +129,27 @@ def test_resume_skips_finished_shards(client, data, tmp_path):
     assert summary["skipped"] == ["part-0.parquet", "part-1.parquet", "part-2.parquet", "part-4.parquet"]
     assert {n: (out / n).stat().st_ino for n in before} == {n: ino for n, (ino, _) in before.items()}
     assert {n: (out / n).stat().st_mtime_ns for n in before} == {n: t for n, (_, t) in before.items()}
-    assert same_files(out, reference["embed"])
+    assert same_files(out, reference("embed"))
 
 
-def test_cli_scheduler_local_and_address(client, data, tmp_path):
-    root, shards, reference = data
+def test_cli_scheduler_local(client, data, reference, tmp_path):
+    root, shards = data
     result = invoke("embed", root / "store.arrow", shards, "-o", tmp_path / "local", *OPTIONS, "--scheduler", "local:2")
     assert result.exit_code == 0, result.output
-    assert same_files(tmp_path / "local", reference["embed"])
+    assert same_files(tmp_path / "local", reference("embed"))
     assert "OOV tokens (unk)" in result.output and f"{SHARDS * 30:,} rows  ({SHARDS} shards)" in result.output
 
+
+def test_cli_bag_on_a_scheduler_address_resumes(client, data, reference, tmp_path):
+    root, shards = data
     out = tmp_path / "bag"
     out.mkdir()
-    (out / "part-0.parquet").write_bytes((reference["bag"] / "part-0.parquet").read_bytes())
+    (out / "part-0.parquet").write_bytes((reference("bag") / "part-0.parquet").read_bytes())
     result = invoke("bag", root / "store.arrow", shards, "-o", out, *OPTIONS, "--scheduler", client.scheduler.address,
                     "--resume")
     assert result.exit_code == 0, result.output
     assert f"({SHARDS - 1} shards, 1 skipped)" in result.output
-    assert same_files(out, reference["bag"])
+    assert same_files(out, reference("bag"))
 
 
 def test_input_errors_read_as_in_a_single_process_run(client, tmp_path):
@@ -161,7 +174,7 @@ def test_input_errors_read_as_in_a_single_process_run(client, tmp_path):
 
 
 def test_dask_is_not_imported_without_scheduler(data, tmp_path):
-    root, shards, _ = data
+    root, shards = data
     script = (
         "import sys; from typer.testing import CliRunner; from embedtool_cli.app import app\n"
         f"r = CliRunner().invoke(app, ['embed', {str(root / 'store.arrow')!r}, {str(shards)!r}, '-o', "
@@ -176,7 +189,7 @@ def test_dask_is_not_imported_without_scheduler(data, tmp_path):
 
 def test_ray_data_takes_embed_table(data):
     ray = pytest.importorskip("ray")
-    root, shards, _ = data
+    root, shards = data
     from embedtool.vectors import load_vectors
 
     vectors = load_vectors(root / "store.arrow")

@@ -47,11 +47,9 @@ BOM = b"\xef\xbb\xbf"
 
 # Row status set by the kernels: settled, token to be decoded in Python, whole row to be parsed in Python.
 _OK, _TOKEN, _ROW = 0, 1, 2
-# Number parse results: 0 the nearest float64; _NEAR within two roundings of it (a mantissa over 2**53); _BAD not
-# a number; _SLOW for Python (over 19 significant digits, or a decimal exponent beyond 22).
-_BAD, _SLOW, _NEAR = 1, 2, 3
-#: How far (in float64 ulps) a _NEAR value must lie from a rounding boundary of the target to be trusted.
-_NEAR_ULPS = 8
+# Number parse results: 0 the nearest float64; _BAD not a number; _SLOW left to Python (over 19 significant digits,
+# a float64 subnormal, a decimal exponent beyond the table, or Eisel-Lemire's rare undecided case).
+_BAD, _SLOW = 1, 2
 # Output kinds (the kernels write float64, float32, or float16 as its uint16 bits).
 _F64, _F32, _F16 = 0, 1, 2
 _TARGETS = {np.dtype(np.float64): _F64, np.dtype(np.float32): _F32, np.dtype(np.float16): _F16}
@@ -59,6 +57,25 @@ _TARGETS = {np.dtype(np.float64): _F64, np.dtype(np.float32): _F32, np.dtype(np.
 _POW10 = np.array([10.0**k for k in range(23)])
 _U = np.uint64
 _MANTISSA_MAX = _U(1 << 53)
+_LOW32, _LOW52, _LOW9 = _U(0xFFFFFFFF), _U((1 << 52) - 1), _U(0x1FF)
+
+
+def _powers_of_ten(lo: int, hi: int) -> np.ndarray:
+    """10**e for e in [lo, hi] as 128-bit mantissas rounded down, top bit set: rows of (low 64 bits, high 64 bits)."""
+    rows = []
+    for e in range(lo, hi + 1):
+        if e >= 0:
+            v = 10**e
+            t = v >> (v.bit_length() - 128) if v.bit_length() > 128 else v << (128 - v.bit_length())
+        else:
+            d = 10**-e
+            t = (1 << (d.bit_length() + 127)) // d
+        rows.append((t & (2**64 - 1), t >> 64))
+    return np.array(rows, np.uint64)
+
+
+_POW10_MIN, _POW10_MAX = -348, 347
+_POW10_128 = _powers_of_ten(_POW10_MIN, _POW10_MAX)
 _F32_LOW_BITS, _F32_HALF = _U((1 << 29) - 1), _U(1 << 28)
 _F16_LOW_BITS, _F16_HALF = _U((1 << 42) - 1), _U(1 << 41)
 
@@ -115,10 +132,10 @@ def _special(buf, i, j, neg):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _scan_number(buf, i, e):
-    """The number that starts at ``buf[i]``: (value, the position after it, code). It ends at the first byte that
-    cannot continue it: the caller checks what follows. Code 0: the value is the float64 nearest the number
-    (Clinger's fast path: a mantissa up to 2**53 times an exact power of ten); _NEAR: it is within two roundings of
-    it; _BAD: not a number (Python's float() syntax without underscores); _SLOW: left to Python."""
+    """The number that starts at ``buf[i]``: (the float64 nearest to it, the position after it, code). It ends at
+    the first byte that cannot continue it: the caller checks what follows. Code _BAD: not a number (Python's float()
+    syntax without underscores); _SLOW: left to Python. Clinger's fast path (a mantissa up to 2**53 times an exact
+    power of ten) covers most numbers, Eisel-Lemire the rest."""
     neg = False
     c = buf[i]
     if c == 45 or c == 43:  # - +
@@ -174,11 +191,64 @@ def _scan_number(buf, i, e):
     if mant == 0:
         return -0.0 if neg else 0.0, i, 0
     exp -= frac
-    if exp < -22 or exp > 22:
-        return 0.0, i, _SLOW
-    v = np.float64(mant)
-    v = v * _POW10[exp] if exp >= 0 else v / _POW10[-exp]
-    return -v if neg else v, i, 0 if mant <= _MANTISSA_MAX else _NEAR
+    if mant <= _MANTISSA_MAX and -22 <= exp <= 22:
+        v = np.float64(mant)
+        v = v * _POW10[exp] if exp >= 0 else v / _POW10[-exp]
+        return -v if neg else v, i, 0
+    v, ok = _eisel_lemire(mant, exp)
+    return -v if neg else v, i, 0 if ok else _SLOW
+
+
+@njit(cache=True, nogil=True)
+def _mul128(a, b):
+    """The 128-bit product of two uint64: (high, low)."""
+    a0, a1, b0, b1 = a & _LOW32, a >> _U(32), b & _LOW32, b >> _U(32)
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> _U(32)) + (p01 & _LOW32) + (p10 & _LOW32)
+    return p11 + (p01 >> _U(32)) + (p10 >> _U(32)) + (mid >> _U(32)), (p00 & _LOW32) | (mid << _U(32))
+
+
+@njit(cache=True, nogil=True)
+def _leading_zeros64(x):
+    n = 0
+    for shift in (32, 16, 8, 4, 2, 1):
+        if x >> _U(64 - shift) == _U(0):
+            n += shift
+            x <<= _U(shift)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _eisel_lemire(mant, exp10):
+    """The float64 nearest ``mant * 10**exp10`` (mant > 0): (value, True), or (0, False) where the algorithm cannot
+    decide (rare) or the result is subnormal, infinite or beyond the table. Lemire, "Number Parsing at a Gigabyte
+    per Second" (2021), as Go's strconv writes it."""
+    if exp10 < _POW10_MIN or exp10 > _POW10_MAX:
+        return 0.0, False
+    clz = _leading_zeros64(mant)
+    mant <<= _U(clz)
+    exp2 = ((217706 * exp10) >> 16) + 64 + 1023 - clz
+    row = exp10 - _POW10_MIN
+    hi, lo = _mul128(mant, _POW10_128[row, 1])
+    if (hi & _LOW9) == _LOW9 and lo + mant < mant:  # the truncated power may matter: use its low 64 bits too
+        y_hi, y_lo = _mul128(mant, _POW10_128[row, 0])
+        merged_lo = lo + y_hi
+        merged_hi = hi + _U(1) if merged_lo < lo else hi
+        if (merged_hi & _LOW9) == _LOW9 and merged_lo + _U(1) == _U(0) and y_lo + mant < mant:
+            return 0.0, False
+        hi, lo = merged_hi, merged_lo
+    msb = np.int64(hi >> _U(63))
+    m = hi >> _U(msb + 9)
+    exp2 -= 1 ^ msb
+    if lo == _U(0) and (hi & _LOW9) == _U(0) and (m & _U(3)) == _U(1):  # halfway between two float64
+        return 0.0, False
+    m = (m + (m & _U(1))) >> _U(1)
+    if m >> _U(53) > _U(0):
+        m >>= _U(1)
+        exp2 += 1
+    if exp2 <= 0 or exp2 >= 0x7FF:
+        return 0.0, False
+    return np.uint64((_U(exp2) << _U(52)) | (m & _LOW52)).view(np.float64), True
 
 
 @njit(cache=True, nogil=True)
@@ -192,24 +262,22 @@ def _leading_zeros(buf, i, e):
 
 
 @njit(cache=True, nogil=True)
-def _ambiguous(v, target, ulps):
-    """True when the number ``v`` stands for (within ``ulps`` float64 ulps of it) might round to another ``target``
-    value than ``v`` does: it lies that close to a point halfway between two. Only an exact parse can round it."""
-    if target == _F64:
-        return ulps > 0
-    if v == 0 or not np.isfinite(v):
+def _halfway(v, target):
+    """True when ``v`` lies exactly halfway between two values of ``target``: the decimal it came from may lie on
+    either side, so only an exact parse can round it."""
+    if target == _F64 or v == 0 or not np.isfinite(v):
         return False
     a = abs(v)
     bits = np.float64(v).view(np.uint64)
     if target == _F32:
         if a >= 2.0**-126:
-            return abs(np.int64(bits & _F32_LOW_BITS) - np.int64(_F32_HALF)) <= ulps
+            return (bits & _F32_LOW_BITS) == _F32_HALF
         x = a * 2.0**149
     else:
         if a >= 2.0**-14:
-            return abs(np.int64(bits & _F16_LOW_BITS) - np.int64(_F16_HALF)) <= ulps
+            return (bits & _F16_LOW_BITS) == _F16_HALF
         x = a * 2.0**24
-    return ulps > 0 or x - np.floor(x) == 0.5
+    return x - np.floor(x) == 0.5
 
 
 @njit(cache=True, nogil=True)
@@ -275,9 +343,9 @@ def _token_status(buf, s, e, utf8):
 
 
 @njit(cache=True, nogil=True)
-def _store(x, code, k, target, allow_nonfinite, row):
-    """Write ``x`` (from ``_scan_number`` with ``code``) to ``row[k]`` in the target type: False if the value needs
-    Python (non-finite and not allowed, or too close to halfway between two target values)."""
+def _store(x, k, target, allow_nonfinite, row):
+    """Write ``x`` to ``row[k]`` in the target type: False if the value needs Python (non-finite and not allowed,
+    or halfway between two target values)."""
     if target == _F16:
         h = _to_half(x)
         finite = (h & 0x7C00) != 0x7C00
@@ -285,7 +353,7 @@ def _store(x, code, k, target, allow_nonfinite, row):
     else:
         finite = np.isfinite(np.float32(x)) if target == _F32 else np.isfinite(x)
         row[k] = x
-    return (finite or allow_nonfinite) and not _ambiguous(x, target, _NEAR_ULPS if code == _NEAR else 0)
+    return (finite or allow_nonfinite) and not _halfway(x, target)
 
 
 @njit(cache=True, nogil=True)
@@ -314,7 +382,7 @@ def _parse_fast(buf, pos, stop, dim, target, allow_nonfinite, row, bounds):
         if k == dim:
             return -1
         x, i, code = _scan_number(buf, i, stop)
-        if (code != 0 and code != _NEAR) or not _store(x, code, k, target, allow_nonfinite, row):
+        if code != 0 or not _store(x, k, target, allow_nonfinite, row):
             return -1
         k += 1
         if i < stop and buf[i] != 32 and buf[i] != 10 and buf[i] != 13:
@@ -337,9 +405,7 @@ def _parse_values(buf, i, e, dim, target, allow_nonfinite, row):
         if k == dim:
             return False
         x, i, code = _scan_number(buf, i, e)
-        if (code != 0 and code != _NEAR) or (i < e and buf[i] != 32):
-            return False
-        if not _store(x, code, k, target, allow_nonfinite, row):
+        if code != 0 or (i < e and buf[i] != 32) or not _store(x, k, target, allow_nonfinite, row):
             return False
         k += 1
     return k == dim

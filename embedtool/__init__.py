@@ -13,6 +13,8 @@ _LAZY = {
     "Vectors": "embedtool.vectors",
     "load_vectors": "embedtool.vectors",
     "save_vectors": "embedtool.vectors",
+    "embed_table": "embedtool.pipeline",
+    "embed_path": "embedtool.pipeline",
     "EmbedtoolError": "embedtool.errors",
     "InvalidArgumentError": "embedtool.errors",
     "BadIndexError": "embedtool.errors",

@@ -10,6 +10,17 @@ import contextlib
 class EmbedtoolError(Exception):
     """Base of every error embedtool raises for bad input or bad options."""
 
+    def __reduce__(self):
+        # Keep the type, the (possibly file-prefixed) message and the attributes across processes (Dask, Ray).
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls, args, state):
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidArgumentError(EmbedtoolError, ValueError):
     """An option or array argument is unusable (bad padding_idx, max_norm, weight rank, index dtype...)."""

@@ -1,9 +1,13 @@
 """Text embedding formats: GloVe and word2vec/fastText text, word2vec binary. Compiled readers and the writers.
 
 Reading is two-tiered. Numba kernels parse the bytes in parallel, one line-aligned chunk of a block per thread, and
-settle every ordinary row; a row they cannot settle (blank or malformed, a number needing exact rounding, a token
+settle every ordinary row; a row they cannot settle (blank or malformed, a number they cannot round exactly, a token
 that is not plain UTF-8 or holds runs of spaces) is flagged, and ``parse_line``/``decode_token``, the plain-Python
 statement of the rules, settle it and word its error. Tests hold the kernels to those functions.
+
+Numbers are rounded exactly: Clinger's fast path or Eisel-Lemire give the float64 nearest the decimal, and
+narrowing it to float32 or float16 is exact unless it lies exactly halfway between two values of the target, a
+case left to Python's exact arithmetic.
 
 The file is memory-mapped and read in blocks of ``BLOCK_BYTES``: a first pass counts the lines (so the matrix is
 allocated once, at its final size), a second parses them into it; the pages of a finished block are dropped from
@@ -35,6 +39,7 @@ from numba import njit, prange
 
 from .errors import InputFormatError, InvalidArgumentError
 from .progress import progress_bar
+from .vocab import compact_rows, string_buffers
 
 #: Bytes parsed per step (and the most of a memory-mapped file held in memory at once).
 BLOCK_BYTES = 16 << 20
@@ -530,10 +535,11 @@ def _gather_bytes(buf, bounds, offsets, data):
 
 
 @njit(cache=True, nogil=True)
-def _scan_records(buf, pos, width, max_rows, utf8, out, row0, bounds, status):
-    """Copy the complete word2vec binary records at ``buf[pos:]`` (newlines, token, space, ``width`` bytes of float32)
-    into the byte rows of ``out`` from ``row0``. Returns (records copied, position after them)."""
+def _scan_records(buf, width, max_rows, utf8, out, bounds, status):
+    """Copy the complete word2vec binary records at the start of ``buf`` (newlines, token, space, ``width`` bytes of
+    float32) into the byte rows of ``out``. Returns (records copied, position after them)."""
     n = buf.shape[0]
+    pos = 0
     r = 0
     while r < max_rows:
         s = pos
@@ -547,7 +553,7 @@ def _scan_records(buf, pos, width, max_rows, utf8, out, row0, bounds, status):
         bounds[r, 0] = s
         bounds[r, 1] = p
         status[r] = _token_status(buf, s, p, utf8)
-        out[row0 + r, :] = buf[p + 1 : p + 1 + width]
+        out[r, :] = buf[p + 1 : p + 1 + width]
         pos = p + 1 + width
         r += 1
     return r, pos
@@ -714,22 +720,21 @@ class Source:
             self._data, self._base, self._eof = b"", 0, False
 
     def window(self, pos: int, size: int) -> np.ndarray:
-        """Bytes ``[pos, pos + size)``, fewer at the end of the file only. ``pos`` never goes back before a release."""
+        """Bytes ``[pos, pos + size)``, fewer at the end of the file only. A stream only moves forward: ``pos`` never
+        goes back before the previous window's."""
         if self.stream is None:
             return self._array[pos : pos + size]
         if pos + size > self._base + len(self._data) and not self._eof:
+            want = max(size, BLOCK_BYTES)
             try:
-                more = self.stream.read(max(size, BLOCK_BYTES))
+                more = self.stream.read(want)  # all of it unless the stream ends
             except (OSError, EOFError, lzma.LZMAError) as e:
                 raise InputFormatError(f"{self.path}: cannot decompress ({e})") from None
-            self._eof = len(more) == 0 or (len(more) < max(size, BLOCK_BYTES) and self._at_stream_end())
+            self._eof = len(more) < want
             self._data = self._data[pos - self._base :] + more
             self._base = pos
         start = pos - self._base
         return np.frombuffer(self._data, np.uint8)[start : start + size]
-
-    def _at_stream_end(self) -> bool:
-        return self.stream.peek(1) == b"" if hasattr(self.stream, "peek") else False
 
     def release(self, start: int, stop: int) -> None:
         """Bytes ``[start, stop)`` are done with: drop their pages from this process's memory (they stay in the
@@ -882,9 +887,7 @@ def _settle(path, first: int, data, bounds, status, rows, opts: TextOptions, dim
     keep = np.arange(len(status))
     if drop:
         keep = np.delete(keep, drop)
-        for new, old in enumerate(keep):
-            if new != old:
-                rows[new] = rows[old]
+        compact_rows(rows, keep)
         texts = {int(np.searchsorted(keep, i)): s for i, s in texts.items()}
     return keep, texts
 
@@ -981,7 +984,8 @@ def read_text(path, compression: str | None, opts: TextOptions, progress: bool |
             shown.update(block.pos + block.data.shape[0])
         if streamed:
             _check_count(path, count, done, opts.limit)
-    return TextResult(rows.result(), _concat_tokens(tokens), np.concatenate(lines) if lines else np.empty(0, np.int64), done - rows.count)
+    lines = np.concatenate(lines) if lines else np.empty(0, np.int64)
+    return TextResult(rows.result(), _concat_tokens(tokens), lines, done - rows.count)
 
 
 def _check_count(path, count, found, limit) -> None:
@@ -1014,7 +1018,7 @@ def read_word2vec_binary(path, compression: str | None, opts: TextOptions, progr
             n_max = out.shape[0]
             bounds = np.empty((n_max, 2), np.int64)
             status = np.empty(n_max, np.uint8)
-            n, used = _scan_records(window, 0, width, n_max, opts.utf8, out.view(np.uint8), 0, bounds, status)
+            n, used = _scan_records(window, width, n_max, opts.utf8, out.view(np.uint8), bounds, status)
             if n == 0:
                 rows.keep(0)
                 if window.shape[0] < size:
@@ -1091,8 +1095,6 @@ def write_text(f, matrix: np.ndarray, tokens, header: bool, progress: bool | Non
 def write_word2vec_binary(f, matrix: np.ndarray, tokens, progress: bool | None = None) -> None:
     """Write word2vec binary: a ``rows dim`` line, then per row the token, a space, dim little-endian float32 and a
     newline. The format holds float32: float64 values are rounded to it."""
-    from .vocab import string_buffers
-
     _check_tokens(tokens, _UNWRITABLE_BINARY, "word2vec binary")
     n, dim = matrix.shape
     f.write(f"{n} {dim}\n".encode())

@@ -325,7 +325,7 @@ def _read_sidecar(path: Path, rows: int, encoding: str, errors: str) -> pa.Array
 
 def _deduplicate(path, matrix, tokens, policy: str, lines):
     """Drop the rows of repeated tokens, keeping each token's first or last row; or raise for ``"error"``."""
-    from .vocab import TokenIndex, keep_unique
+    from .vocab import TokenIndex, compact_rows, keep_unique
 
     first = TokenIndex(tokens).first
     repeated = first != np.arange(len(first))
@@ -338,13 +338,8 @@ def _deduplicate(path, matrix, tokens, policy: str, lines):
             raise InputFormatError(f"{path}:{lines[i]}: duplicate token {token!r} (first at line {lines[first[i]]})")
         raise InputFormatError(f"{path}: row {i}: duplicate token {token!r} (first at row {first[i]})")
     keep = keep_unique(first, policy)
-    if matrix.flags.writeable and matrix.flags.c_contiguous:
-        for new, old in enumerate(keep):  # in place: the matrix may be most of memory
-            if new != old:
-                matrix[new] = matrix[old]
-        matrix = matrix[: len(keep)]
-    else:
-        matrix = matrix[keep]
+    # In place when the matrix is ours (parsed text): it may be most of memory.
+    matrix = compact_rows(matrix, keep) if matrix.flags.writeable and matrix.flags.c_contiguous else matrix[keep]
     return matrix, tokens.take(pa.array(keep)), len(first) - len(keep)
 
 

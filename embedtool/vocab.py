@@ -1,4 +1,4 @@
-"""Vocabularies: a compiled hash index from token to row id, duplicate detection, and the ``vocab.txt`` sidecar.
+"""Vocabularies: a compiled hash index from token to row id, dropping duplicates, and the ``vocab.txt`` sidecar.
 
 ``pyarrow.compute.index_in`` rebuilds its hash table on every call (about 50 ms per call for a 400,000-token
 vocabulary, whatever the batch size), so the index is our own: built once per table, an open-addressing table of row
@@ -121,6 +121,19 @@ class TokenIndex:
         out = np.empty(len(queries), np.int64)
         _probe(self.offsets, self.data, self.slots, self.hashes, q_offsets, q_data, valid, out)
         return out
+
+
+@njit(cache=True, nogil=True)
+def _compact(rows, keep):
+    for j in range(keep.shape[0]):
+        if keep[j] != j:
+            rows[j] = rows[keep[j]]
+
+
+def compact_rows(matrix: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``matrix[keep]`` (``keep`` increasing) made in place, without a second matrix: the first ``len(keep)`` rows."""
+    _compact(matrix.view(f"u{matrix.dtype.itemsize}"), keep)
+    return matrix[: len(keep)]
 
 
 def keep_unique(first: np.ndarray, policy: str) -> np.ndarray:

@@ -11,7 +11,8 @@ case left to Python's exact arithmetic.
 
 The file is memory-mapped and read in blocks of ``BLOCK_BYTES``: a first pass counts the lines (so the matrix is
 allocated once, at its final size), a second parses them into it; the pages of a finished block are dropped from
-the process's memory. Compressed files (.gz, .bz2, .xz) stream through the same block parser.
+the process's memory, so the peak is the matrix and tokens plus about one block. Compressed files (.gz, .bz2, .xz)
+stream through the same block parser, each block into its own array, joined at the end.
 
 Text rules: UTF-8 (or ``encoding``), a leading BOM, ``\\r\\n`` and trailing spaces are stripped; fields are split on
 the ASCII space only; the vector is the LAST ``dim`` fields and the token is everything before them, runs of

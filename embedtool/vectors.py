@@ -252,8 +252,12 @@ def load_vectors(
     _choice("errors", errors, ("strict", "replace", "ignore"))
     _check_encoding(encoding)
     if dtype is not None:
-        dtype = np.dtype(dtype)
-        _choice("dtype", dtype, WEIGHT_DTYPES)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            dtype = str(dtype)
+        if dtype not in WEIGHT_DTYPES:
+            raise InvalidArgumentError(f"dtype must be float16, float32 or float64; got {dtype}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0):
         raise InvalidArgumentError(f"limit must be an integer >= 0, got {limit!r}")
     if not path.exists():

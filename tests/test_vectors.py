@@ -421,7 +421,8 @@ def test_compressed_output(tmp_path, suffix, magic):
     ({"encoding": "nope"}, "unknown encoding 'nope'"),
     ({"encoding": "utf-16"}, "encoding 'utf-16' is not ASCII-compatible; convert the file to UTF-8 first"),
     ({"limit": -1}, "limit must be an integer >= 0, got -1"),
-    ({"dtype": "int32"}, "dtype must be one of float16, float32, float64; got dtype('int32')"),
+    ({"dtype": "int32"}, "dtype must be float16, float32 or float64; got int32"),
+    ({"dtype": "bf16"}, "dtype must be float16, float32 or float64; got bf16"),
 ])
 def test_bad_options_are_errors(tmp_path, options, message):
     (tmp_path / "v.txt").write_text("a 1 2\n")

@@ -165,7 +165,7 @@ def lookup(
     if vectors.has_vocab:
         ids = vectors.token_ids(tokens)
     else:
-        if not all(t.isdigit() for t in tokens):
+        if not all(t.isascii() and t.isdigit() for t in tokens):
             raise InvalidArgumentError(f"{weights} has no tokens: give row ids, or a vocab with --vocab")
         ids = np.array([int(t) if int(t) < len(vectors) else -1 for t in tokens], np.int64)
     found = ids[ids >= 0]

@@ -179,8 +179,9 @@ def test_lookup_by_row_id_without_a_vocab(tmp_path):
     assert result.exit_code == 0 and result.stdout == "2\t2\t4 5\n0\t0\t0 1\n"
     result = run("lookup", tmp_path / "w.npy", "7")
     assert result.exit_code == 1 and result.stderr == "Error: not in the table (3 rows): '7'\n"
-    failed(run("lookup", tmp_path / "w.npy", "hello"),
-           f"{tmp_path / 'w.npy'} has no tokens: give row ids, or a vocab with --vocab")
+    for word in ("hello", "\u00b2"):
+        failed(run("lookup", tmp_path / "w.npy", word),
+               f"{tmp_path / 'w.npy'} has no tokens: give row ids, or a vocab with --vocab")
 
 
 def test_info_and_embed_read_text_and_the_store(tmp_path, glove):

@@ -1,0 +1,434 @@
+"""``embedding_bag``: the sum, mean or maximum of looked-up rows per bag, on Numba-parallel CPU kernels.
+
+The public wrapper validates and prepares (``core``), the underscored kernels do the work in one pass over the
+entries: padding is skipped, max_norm reads rows from the small table of rows scaled once each
+(``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
+float16/float32 tables (as torch does) and in float64 for float64 tables; plain sums add eight rows per pass over
+the accumulator, which keeps the loads side by side.
+
+Work is balanced by entries, not by bags: ``_plan`` cuts the bags into tasks of about equal work, and a bag with
+more entries than a task is split across several tasks that reduce into partial rows; ``_combine`` then folds each
+such bag's partials in entry order. So one huge bag among many small ones keeps every thread busy.
+
+float16 tables are read as their uint16 bits and decoded through a 65536-entry table (numba cannot compute with
+float16); their float32 results are rounded to float16 once, by NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+from numba.core import types
+from numba.extending import overload
+
+from . import core
+from .errors import InvalidArgumentError
+from .lookup import index_min_max, renormed_rows
+
+MODES = ("sum", "mean", "max")
+_SUM, _MEAN, _MAX = range(3)
+
+#: Least work per task (entries + bags): below it, waking a thread costs more than it saves.
+_MIN_TASK = 4096
+#: Tasks per thread: tasks are cut at bag boundaries, so more, smaller ones even out the threads' shares.
+_TASKS_PER_THREAD = 8
+#: Rows added to the accumulator at once (``_add_group`` is written out for 8): one pass over the accumulator per
+#: group instead of per row, and the group's loads side by side. The order of the additions changes, within the
+#: tolerance of SEMANTICS.md.
+_GROUP = 8
+
+#: float16 bits -> exact float32 value.
+_HALF = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def _value(table, lut, r, j):
+    """``table[r, j]``; float16 tables come as uint16 bits and are decoded through ``lut``. For kernels only."""
+
+
+@overload(_value, inline="always")
+def _value_impl(table, lut, r, j):
+    if table.dtype == types.uint16:
+        return lambda table, lut, r, j: lut[table[r, j]]
+    return lambda table, lut, r, j: table[r, j]
+
+
+@njit(cache=True, nogil=True)
+def _plan(bounds, ntasks):
+    """Cut the bags into about ``ntasks`` tasks of equal work (entries, plus one per bag for writing it).
+
+    Returns ``tasks``, rows ``(lo, hi, piece)``: bags ``lo:hi`` when ``piece < 0``, otherwise entries ``lo:hi`` of a
+    huge bag, reduced into partial row ``piece``; and ``huge``, rows ``(bag, first_piece, stop_piece)``. A bag is
+    huge when it has more entries than a task; its pieces are consecutive, in entry order.
+    """
+    nbags = bounds.shape[0] - 1
+    total = bounds[nbags] - bounds[0] + nbags
+    size = max(_MIN_TASK, -(-total // ntasks))
+    tasks = np.empty((4 * (total // size) + 4, 3), np.int64)
+    huge = np.empty((total // size + 1, 3), np.int64)
+    ntask = nhuge = npiece = 0
+    first = cost = 0
+    for b in range(nbags):
+        n = bounds[b + 1] - bounds[b]
+        if n > size:
+            if first < b:
+                tasks[ntask] = (first, b, -1)
+                ntask += 1
+            k = -(-n // size)
+            huge[nhuge] = (b, npiece, npiece + k)
+            nhuge += 1
+            for p in range(k):
+                tasks[ntask] = (bounds[b] + n * p // k, bounds[b] + n * (p + 1) // k, npiece)
+                ntask += 1
+                npiece += 1
+            first = b + 1
+            cost = 0
+        else:
+            cost += n + 1
+            if cost >= size:
+                tasks[ntask] = (first, b + 1, -1)
+                ntask += 1
+                first = b + 1
+                cost = 0
+    if first < nbags:
+        tasks[ntask] = (first, nbags, -1)
+        ntask += 1
+    return tasks[:ntask], huge[:nhuge]
+
+
+@njit(nogil=True, inline="always")
+def _add_row(acc, src, lut, r, w):
+    for j in range(acc.shape[0]):
+        acc[j] += w * _value(src, lut, r, j)
+
+
+@njit(nogil=True, inline="always")
+def _add_group(acc, table, lut, rows):
+    """Add ``_GROUP`` rows at once: one pass over ``acc`` instead of eight, the row loads side by side."""
+    r0, r1, r2, r3, r4, r5, r6, r7 = rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7]
+    for j in range(acc.shape[0]):
+        acc[j] += (
+            (_value(table, lut, r0, j) + _value(table, lut, r1, j))
+            + (_value(table, lut, r2, j) + _value(table, lut, r3, j))
+        ) + (
+            (_value(table, lut, r4, j) + _value(table, lut, r5, j))
+            + (_value(table, lut, r6, j) + _value(table, lut, r7, j))
+        )
+
+
+@njit(nogil=True, inline="always")
+def _sum_plain(flat, lo, hi, table, lut, pad, acc, rows):
+    """Sum the rows of entries ``lo:hi`` (no weights, no max_norm) into ``acc``, ``_GROUP`` rows at a time.
+
+    Without padding the groups are read straight from ``flat``; with it, the rows that count are gathered in
+    ``rows`` first.
+    """
+    k = lo
+    if pad < 0:
+        while k + _GROUP <= hi:
+            _add_group(acc, table, lut, flat[k : k + _GROUP])
+            k += _GROUP
+    count = k - lo
+    for k in range(k, hi):
+        r = flat[k]
+        if r != pad:
+            rows[count % _GROUP] = r
+            count += 1
+            if count % _GROUP == 0:
+                _add_group(acc, table, lut, rows)
+    for i in range(count % _GROUP):
+        _add_row(acc, table, lut, rows[i], acc.dtype.type(1))
+    return count
+
+
+@njit(nogil=True, inline="always")
+def _sum_entries(flat, lo, hi, table, lut, pad, psw, slot, scaled, acc):
+    """Sum the rows of entries ``lo:hi`` into ``acc`` one at a time, weighted by ``psw`` and scaled for max_norm."""
+    count = 0
+    for k in range(lo, hi):
+        r = flat[k]
+        if r == pad:
+            continue
+        w = psw[k] if psw.shape[0] > 0 else psw.dtype.type(1)
+        s = slot[r] if slot.shape[0] > 0 else -1
+        if s < 0:
+            _add_row(acc, table, lut, r, w)
+        else:
+            _add_row(acc, scaled, lut, s, w)
+        count += 1
+    return count
+
+
+@njit(nogil=True, inline="always")
+def _max_row(acc, src, lut, r, first):
+    if first:
+        for j in range(acc.shape[0]):
+            acc[j] = _value(src, lut, r, j)
+    else:
+        for j in range(acc.shape[0]):
+            v = _value(src, lut, r, j)
+            if v > acc[j]:
+                acc[j] = v
+
+
+@njit(nogil=True, inline="always")
+def _max_entries(flat, lo, hi, table, lut, pad, slot, scaled, acc, whole):
+    """Element-wise maximum of the rows of entries ``lo:hi`` into ``acc`` (which holds -inf).
+
+    A later value wins only if strictly greater. For a ``whole`` bag the first row starts the maximum, so a NaN
+    there stays (as in torch); a piece of a bag starts from -inf, so NaNs never win there (see ``_combine``).
+    """
+    count = 0
+    for k in range(lo, hi):
+        r = flat[k]
+        if r == pad:
+            continue
+        s = slot[r] if slot.shape[0] > 0 else -1
+        if s < 0:
+            _max_row(acc, table, lut, r, whole and count == 0)
+        else:
+            _max_row(acc, scaled, lut, s, whole and count == 0)
+        count += 1
+    return count
+
+
+@njit(nogil=True, inline="always")
+def _reduce(flat, lo, hi, table, lut, pad, psw, slot, scaled, mode, acc, rows, whole):
+    """Reduce the rows of entries ``lo:hi`` into ``acc``; return how many entries were not padding.
+
+    ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row) empty without max_norm;
+    ``rows`` is scratch space for ``_GROUP`` row numbers.
+    """
+    if mode == _MAX:
+        acc[:] = -math.inf
+        return _max_entries(flat, lo, hi, table, lut, pad, slot, scaled, acc, whole)
+    acc[:] = 0
+    if psw.shape[0] == 0 and slot.shape[0] == 0:
+        return _sum_plain(flat, lo, hi, table, lut, pad, acc, rows)
+    return _sum_entries(flat, lo, hi, table, lut, pad, psw, slot, scaled, acc)
+
+
+@njit(nogil=True, inline="always")
+def _finish(acc, count, mode):
+    """Turn a bag's reduction into its value: zeros when no entry counted, the sum divided by the count for a mean."""
+    if count == 0:
+        for j in range(acc.shape[0]):
+            acc[j] = 0
+    elif mode == _MEAN and count > 1:
+        for j in range(acc.shape[0]):
+            acc[j] /= count
+
+
+@njit(nogil=True)
+def _run_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, mode, out, partial, counts):
+    """One task of ``_plan``: reduce bags ``lo:hi`` into ``out``, or entries ``lo:hi`` into partial row ``piece``."""
+    acc = np.empty(out.shape[1], out.dtype)
+    rows = np.empty(_GROUP, np.int64)
+    for i in range(1 if piece >= 0 else hi - lo):
+        start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
+        n = _reduce(flat, start, stop, table, lut, pad, psw, slot, scaled, mode, acc, rows, piece < 0)
+        if piece >= 0:
+            counts[piece] = n
+            partial[piece] = acc
+        else:
+            _finish(acc, n, mode)
+            out[lo + i] = acc
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _pool(flat, bounds, tasks, table, lut, pad, psw, slot, scaled, mode, out, partial, counts):
+    """Run the tasks of ``_plan`` in parallel (each writes its own bags or partial row: race-free)."""
+    for t in prange(tasks.shape[0]):
+        _run_task(
+            flat, bounds, tasks[t, 0], tasks[t, 1], tasks[t, 2], table, lut, pad, psw, slot, scaled, mode, out,
+            partial, counts,
+        )
+
+
+@njit(cache=True, nogil=True)
+def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, counts, out):
+    """Write each huge bag from its pieces' partial rows, folded in entry order."""
+    dim = out.shape[1]
+    for h in range(huge.shape[0]):
+        b, first, stop = huge[h, 0], huge[h, 1], huge[h, 2]
+        acc = out[b]
+        acc[:] = partial[first]
+        for p in range(first + 1, stop):
+            for j in range(dim):
+                if mode != _MAX:
+                    acc[j] += partial[p, j]
+                elif partial[p, j] > acc[j]:
+                    acc[j] = partial[p, j]
+        n = counts[first:stop].sum()
+        if mode == _MAX and n > 0:
+            # Pieces skip NaNs, but in a sequential maximum a NaN in the bag's first row is never replaced.
+            k = bounds[b]
+            while flat[k] == pad:
+                k += 1
+            r = flat[k]
+            s = slot[r] if slot.shape[0] > 0 else -1
+            for j in range(dim):
+                v = _value(table, lut, r, j) if s < 0 else _value(scaled, lut, s, j)
+                if v != v:
+                    acc[j] = v
+        _finish(acc, n, mode)
+
+
+def embedding_bag(
+    input,
+    weight,
+    offsets=None,
+    mode="mean",
+    per_sample_weights=None,
+    padding_idx=None,
+    include_last_offset=False,
+    max_norm=None,
+    norm_type=2.0,
+    *,
+    out=None,
+    where=None,
+):
+    """Pool looked-up rows of ``weight`` per bag, with torch's ``F.embedding_bag`` semantics (SEMANTICS.md §2).
+
+    Parameters
+    ----------
+    input : array_like of int
+        2-D ``(B, L)``: each row is a bag (``offsets`` must be None). 1-D: the entries of all bags, cut by
+        ``offsets``. Any integer dtype (integral floats accepted, bool rejected), ``0 <= i < N``.
+    weight : ndarray, shape (N, D), float16/float32/float64
+        The table. Never modified, not copied (a read-only memory map is fine).
+    offsets : array_like of int, optional
+        With 1-D input, where each bag starts: bag ``b`` is ``input[offsets[b]:offsets[b + 1]]``, the last one ends
+        at ``len(input)``. Must start at 0, not decrease and not exceed ``len(input)``.
+    mode : {"mean", "sum", "max"}
+        The reduction. A bag that is empty or only padding gives zeros in every mode.
+    per_sample_weights : array_like of float, optional
+        One weight per entry (the input's shape), multiplying its row; only with ``mode="sum"``, as in torch.
+    padding_idx : int, optional
+        Entries equal to it (negative counts from the end) are skipped and not counted in the mean.
+    include_last_offset : bool
+        ``offsets`` has ``B + 1`` entries (CSR), the last of which must be ``len(input)``.
+    max_norm : float, optional
+        Each entry's row whose ``norm_type``-norm exceeds it is scaled by ``max_norm / (norm + 1e-7)`` first.
+    norm_type : float
+        The p of the norm: > 0, or inf.
+    out : ndarray, optional
+        A C-contiguous ``(B, D)`` array of the weight's dtype to write into (reused across batches, it avoids the
+        page faults of a fresh allocation).
+    where : callable, optional
+        ``where(flat_position) -> str`` names a bad index's position in the caller's terms (file line, row...).
+
+    Returns
+    -------
+    ndarray of shape ``(B, D)`` and the weight's dtype.
+
+    Notes
+    -----
+    Sums and means accumulate in float64. In max mode a later entry wins only if strictly greater, so the result
+    is bit-identical to a sequential loop (a NaN in a bag's first row stays, later NaNs are ignored, as in torch).
+
+    Examples
+    --------
+    >>> w = np.array([[1, 2], [3, 4], [5, 0]], dtype=np.float32)
+    >>> embedding_bag([0, 1, 2, 2], w, offsets=[0, 2, 2], mode="sum")
+    array([[ 4.,  6.],
+           [ 0.,  0.],
+           [10.,  0.]], dtype=float32)
+    >>> embedding_bag([[0, 2], [1, 0]], w, mode="max", padding_idx=0)
+    array([[5., 0.],
+           [3., 4.]], dtype=float32)
+    """
+    weight = core.check_weight(weight)
+    num_embeddings, dim = weight.shape
+    if mode not in MODES:
+        raise InvalidArgumentError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    pad = core.normalize_padding_idx(padding_idx, num_embeddings)
+    max_norm, norm_type = core.check_max_norm(max_norm, norm_type)
+    idx = input if isinstance(input, np.ndarray) else np.asarray(input)
+    bounds = _bag_bounds(idx.shape, offsets, include_last_offset)
+    accumulate = np.dtype(np.float64 if weight.dtype.itemsize == 8 else np.float32)
+    psw = _sample_weights(per_sample_weights, idx.shape, mode, accumulate)
+    idx = core.as_indices(idx, num_embeddings, index_min_max, where)
+    if not weight.dtype.isnative:
+        weight = weight.astype(weight.dtype.newbyteorder("="))
+    result = core.output_array((bounds.shape[0] - 1, dim), weight.dtype, out)
+    if result.size == 0:
+        return result
+    sums = result if result.dtype == accumulate else np.empty(result.shape, accumulate)
+    flat = idx.reshape(-1).astype(np.int64, copy=False)  # one compiled kernel for every index dtype
+    table = weight.view(np.uint16) if weight.dtype == np.float16 else weight
+    if max_norm is None:
+        slot, scaled = np.empty(0, np.int32), np.empty((0, dim), table.dtype)
+    else:
+        slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
+        scaled = scaled.view(table.dtype)
+    tasks, huge = _plan(bounds, numba.get_num_threads() * _TASKS_PER_THREAD)
+    npieces = int(huge[-1, 2]) if huge.shape[0] else 0
+    partial, counts = np.empty((npieces, dim), sums.dtype), np.empty(npieces, np.int64)
+    code = MODES.index(mode)
+    _pool(flat, bounds, tasks, table, _HALF, pad, psw, slot, scaled, code, sums, partial, counts)
+    if npieces:
+        _combine(flat, bounds, huge, table, _HALF, pad, slot, scaled, code, partial, counts, sums)
+    if sums is not result:
+        result[...] = sums
+    return result
+
+
+def _bag_bounds(shape, offsets, include_last_offset) -> np.ndarray:
+    """Where the bags start and end in the flat input: bag ``b`` is ``bounds[b]:bounds[b + 1]`` (int64, B + 1)."""
+    if len(shape) == 2:
+        if offsets is not None:
+            raise InvalidArgumentError("offsets must be None for 2-D input, where each row is a bag")
+        return np.arange(shape[0] + 1, dtype=np.int64) * shape[1]
+    if len(shape) != 1:
+        raise InvalidArgumentError(f"input must be 2-D, or 1-D with offsets, got {len(shape)}-D with shape {shape}")
+    if offsets is None:
+        raise InvalidArgumentError("offsets are required with 1-D input (or pass a 2-D input, one bag per row)")
+    n = shape[0]
+    offs = offsets if isinstance(offsets, np.ndarray) else np.asarray(offsets)
+    if offs.ndim != 1:
+        raise InvalidArgumentError(f"offsets must be 1-D, got shape {offs.shape}")
+    if offs.size == 0:
+        if include_last_offset:
+            raise InvalidArgumentError(f"include_last_offset needs at least one offset, the input length {n}")
+        return np.array([n], np.int64)
+    if offs.dtype.kind not in "iu":
+        raise InvalidArgumentError(f"offsets must be integers, got dtype {offs.dtype}")
+    if offs[0] != 0:
+        raise InvalidArgumentError(f"offset {offs[0]} at position 0 must be 0: the first bag starts the input")
+    past = offs > n
+    down = np.zeros(offs.shape, bool)
+    down[1:] = offs[1:] < offs[:-1]
+    bad = np.flatnonzero(past | down)
+    if bad.size:
+        i = int(bad[0])
+        if past[i]:
+            raise InvalidArgumentError(f"offset {offs[i]} at position {i} is past the end of the input (length {n})")
+        raise InvalidArgumentError(
+            f"offset {offs[i]} at position {i} is smaller than the one before it, {offs[i - 1]}: "
+            "offsets must not decrease"
+        )
+    if include_last_offset:
+        if offs[-1] != n:
+            raise InvalidArgumentError(
+                f"offset {offs[-1]} at position {offs.size - 1} must equal the input length {n}, "
+                "the end of the last bag, with include_last_offset"
+            )
+        return offs.astype(np.int64)
+    return np.append(offs.astype(np.int64), np.int64(n))
+
+
+def _sample_weights(per_sample_weights, shape, mode, dtype) -> np.ndarray:
+    """The per-sample weights, checked against the input, as a flat array of the accumulator's dtype (empty: none)."""
+    if per_sample_weights is None:
+        return np.empty(0, dtype)
+    if mode != "sum":
+        raise InvalidArgumentError(f"per_sample_weights only works with mode='sum' (as in torch), got mode={mode!r}")
+    psw = per_sample_weights if isinstance(per_sample_weights, np.ndarray) else np.asarray(per_sample_weights)
+    if psw.dtype.kind not in "iuf":
+        raise InvalidArgumentError(f"per_sample_weights must be numbers, got dtype {psw.dtype}")
+    if psw.shape != shape:
+        raise InvalidArgumentError(f"per_sample_weights must have the input's shape {shape}, got {psw.shape}")
+    return np.ascontiguousarray(psw.reshape(-1), dtype=dtype)

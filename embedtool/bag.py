@@ -201,10 +201,10 @@ def _reduce(flat, lo, hi, table, lut, pad, psw, slot, scaled, mode, acc, rows, w
     ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row) empty without max_norm;
     ``rows`` is scratch space for ``_GROUP`` row numbers.
     """
+    for j in range(acc.shape[0]):
+        acc[j] = -math.inf if mode == _MAX else 0
     if mode == _MAX:
-        acc[:] = -math.inf
         return _max_entries(flat, lo, hi, table, lut, pad, slot, scaled, acc, whole)
-    acc[:] = 0
     if psw.shape[0] == 0 and slot.shape[0] == 0:
         return _sum_plain(flat, lo, hi, table, lut, pad, acc, rows)
     return _sum_entries(flat, lo, hi, table, lut, pad, psw, slot, scaled, acc)
@@ -231,10 +231,12 @@ def _run_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, m
         n = _reduce(flat, start, stop, table, lut, pad, psw, slot, scaled, mode, acc, rows, piece < 0)
         if piece >= 0:
             counts[piece] = n
-            partial[piece] = acc
+            target = partial[piece]
         else:
             _finish(acc, n, mode)
-            out[lo + i] = acc
+            target = out[lo + i]
+        for j in range(acc.shape[0]):  # an explicit loop: numba's slice assignment checks overlap, even copies
+            target[j] = acc[j]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -393,31 +395,34 @@ def _bag_bounds(shape, offsets, include_last_offset) -> np.ndarray:
     if offs.size == 0:
         if include_last_offset:
             raise InvalidArgumentError(f"include_last_offset needs at least one offset, the input length {n}")
-        return np.array([n], np.int64)
+        return np.array([n], np.int64)  # no bags
     if offs.dtype.kind not in "iu":
         raise InvalidArgumentError(f"offsets must be integers, got dtype {offs.dtype}")
+    bounds = np.empty(offs.size + (not include_last_offset), np.int64)
+    bounds[: offs.size] = offs
+    if not include_last_offset:
+        bounds[-1] = n
+    if bounds[0] != 0 or bounds[-1] != n or np.any(bounds[1:] < bounds[:-1]):
+        raise _offsets_error(offs, n)
+    return bounds
+
+
+def _offsets_error(offs, n) -> InvalidArgumentError:
+    """Name the first offset that breaks the rules (only called once one does)."""
     if offs[0] != 0:
-        raise InvalidArgumentError(f"offset {offs[0]} at position 0 must be 0: the first bag starts the input")
-    past = offs > n
-    down = np.zeros(offs.shape, bool)
-    down[1:] = offs[1:] < offs[:-1]
-    bad = np.flatnonzero(past | down)
-    if bad.size:
-        i = int(bad[0])
-        if past[i]:
-            raise InvalidArgumentError(f"offset {offs[i]} at position {i} is past the end of the input (length {n})")
-        raise InvalidArgumentError(
-            f"offset {offs[i]} at position {i} is smaller than the one before it, {offs[i - 1]}: "
-            "offsets must not decrease"
-        )
-    if include_last_offset:
-        if offs[-1] != n:
-            raise InvalidArgumentError(
-                f"offset {offs[-1]} at position {offs.size - 1} must equal the input length {n}, "
-                "the end of the last bag, with include_last_offset"
+        return InvalidArgumentError(f"offset {offs[0]} at position 0 must be 0: the first bag starts the input")
+    for i in range(1, offs.size):
+        if offs[i] > n:
+            return InvalidArgumentError(f"offset {offs[i]} at position {i} is past the end of the input (length {n})")
+        if offs[i] < offs[i - 1]:
+            return InvalidArgumentError(
+                f"offset {offs[i]} at position {i} is smaller than the one before it, {offs[i - 1]}: "
+                "offsets must not decrease"
             )
-        return offs.astype(np.int64)
-    return np.append(offs.astype(np.int64), np.int64(n))
+    return InvalidArgumentError(
+        f"offset {offs[-1]} at position {offs.size - 1} must equal the input length {n}, "
+        "the end of the last bag, with include_last_offset"
+    )
 
 
 def _sample_weights(per_sample_weights, shape, mode, dtype) -> np.ndarray:

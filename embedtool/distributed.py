@@ -104,8 +104,8 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
     try:
         with progress_bar("shards", len(futures), "shards", progress) as bar:
             for _, result in as_completed(futures, with_results=True):
-                if isinstance(result, str):
-                    raise EmbedtoolError(result)
+                if isinstance(result, EmbedtoolError):
+                    raise result
                 finished[Path(result.input).name] = result
                 bar.advance(1)
     except BaseException:
@@ -114,14 +114,14 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
     return _combine([finished[shard.name] for shard in todo.values()], skipped, time.perf_counter() - started)
 
 
-def _embed_shard(shard: str, target: str, *, weights, threads: int, options: dict) -> Summary | str:
-    """One task: embed ``shard`` into ``target`` with the single-process pipeline; an input error comes back as
-    its message (it would fail the same way on every retry, and not every error type survives pickling)."""
+def _embed_shard(shard: str, target: str, *, weights, threads: int, options: dict) -> Summary | EmbedtoolError:
+    """One task: embed ``shard`` into ``target`` with the single-process pipeline. An input error is returned, not
+    raised: it would fail the same way on every retry."""
     try:
         vectors = weights if isinstance(weights, Vectors) else _worker_vectors(weights)
         return embed_path(vectors, shard, target, threads=threads, progress=False, **options)
     except EmbedtoolError as e:
-        return str(e)
+        return e
 
 
 def _worker_vectors(path: str) -> Vectors:

@@ -101,14 +101,14 @@ def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer
     if options.mode is None:
         shape = batch.ids.shape + (dim,)
         return embedding(batch.ids, weight, options.padding_idx, options.max_norm, options.norm_type,
-                         out=buffer.get(shape, weight.dtype), where=batch.where, device="cpu")
+                         out=buffer.get(shape, weight.dtype), where=batch.where)
     from .bag import embedding_bag
 
     ids = batch.ids if batch.offsets is not None else batch.ids.reshape(batch.ids.shape[0], -1)
     return embedding_bag(ids, weight, batch.offsets, options.mode, padding_idx=options.padding_idx,
                          include_last_offset=batch.offsets is not None, max_norm=options.max_norm,
                          norm_type=options.norm_type, out=buffer.get((batch.rows, dim), weight.dtype),
-                         where=batch.where, device="cpu")
+                         where=batch.where)
 
 
 def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.Array:

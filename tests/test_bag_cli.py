@@ -1,0 +1,134 @@
+"""``embedtool bag``: every input kind pools to one vector per row, equal to the NumPy reference."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import naive
+from embedtool.pipeline import embed_path
+from embedtool_cli.app import app
+
+runner = CliRunner()
+EMBEDTOOL = str(Path(sys.executable).with_name("embedtool"))
+WORDS = ["<unk>", "the", "cat", "sat", "on", "mat"]
+
+
+@pytest.fixture
+def weight(tmp_path):
+    w = np.random.default_rng(11).standard_normal((30, 4)).astype(np.float32)
+    np.save(tmp_path / "w.npy", w)
+    return w
+
+
+def pooled(path) -> np.ndarray:
+    table = pq.read_table(path) if str(path).endswith(".parquet") else pa.ipc.open_file(str(path)).read_all()
+    column = table.column("embedding").combine_chunks()
+    assert column.type == pa.list_(pa.float32(), 4)
+    return column.flatten().to_numpy().reshape(len(column), 4)
+
+
+def reference(sequences, weight, mode, padding_idx=None):
+    flat = np.array([i for s in sequences for i in s], np.int64)
+    offsets = np.cumsum([0] + [len(s) for s in sequences])[:-1]
+    return naive.embedding_bag(flat, weight, offsets=offsets, mode=mode, padding_idx=padding_idx)
+
+
+def run(*args):
+    result = runner.invoke(app, ["bag", *map(str, args), "-q"])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_text_ids(tmp_path, weight, mode):
+    sequences = [[1, 2, 3], [], [0, 0], [29, 4, 4, 0]]
+    (tmp_path / "ids.txt").write_text("".join(" ".join(map(str, s)) + "\n" for s in sequences))
+    run(tmp_path / "w.npy", tmp_path / "ids.txt", "-o", tmp_path / "o.arrow", "--mode", mode,
+        "--padding-idx", "0")
+    np.testing.assert_allclose(pooled(tmp_path / "o.arrow"), reference(sequences, weight, mode, 0), rtol=1e-6)
+
+
+def test_npy_rows_are_bags(tmp_path, weight):
+    ids = np.random.default_rng(1).integers(0, 30, size=(6, 5)).astype(np.uint8)
+    np.save(tmp_path / "ids.npy", ids)
+    run(tmp_path / "w.npy", tmp_path / "ids.npy", "-o", tmp_path / "o.parquet", "--mode", "max")
+    np.testing.assert_array_equal(pooled(tmp_path / "o.parquet"), naive.embedding_bag(ids, weight, mode="max"))
+
+
+def test_parquet_lists_with_keep_and_max_norm(tmp_path, weight):
+    sequences = [[5, 6], [7], [], [8, 9, 10]]
+    pq.write_table(pa.table({"doc": ["a", "b", "c", "d"], "ids": sequences}), tmp_path / "in.parquet")
+    run(tmp_path / "w.npy", tmp_path / "in.parquet", "-o", tmp_path / "o.arrow", "--column", "ids", "--keep", "doc",
+        "--max-norm", "0.5")
+    table = pa.ipc.open_file(str(tmp_path / "o.arrow")).read_all()
+    assert table.column("doc").to_pylist() == ["a", "b", "c", "d"]
+    flat = np.array([i for s in sequences for i in s])
+    expected = naive.embedding_bag(flat, weight, offsets=[0, 2, 3, 3], mode="mean", max_norm=0.5)
+    np.testing.assert_allclose(pooled(tmp_path / "o.arrow"), expected, rtol=1e-5)
+
+
+def test_tokens_with_oov_skip(tmp_path):
+    w = np.random.default_rng(3).standard_normal((len(WORDS), 4)).astype(np.float32)
+    with open(tmp_path / "glove.txt", "w") as f:
+        for word, row in zip(WORDS, w):
+            f.write(word + " " + " ".join(repr(float(x)) for x in row) + "\n")
+    (tmp_path / "t.txt").write_text("the cat sat\nzebra\non the mat\n")
+    result = run(tmp_path / "glove.txt", tmp_path / "t.txt", "-o", tmp_path / "o.arrow", "--oov", "skip")
+    assert "1 OOV tokens (skip); most frequent: 'zebra' (1)" in result.output
+    got = pooled(tmp_path / "o.arrow")
+    np.testing.assert_allclose(got[0], w[[1, 2, 3]].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(got[1], np.zeros(4))  # every token skipped: an empty bag
+    np.testing.assert_allclose(got[2], w[[4, 1, 5]].mean(axis=0), rtol=1e-6)
+    result = runner.invoke(app, ["bag", str(tmp_path / "glove.txt"), str(tmp_path / "t.txt"), "-o",
+                                 str(tmp_path / "z.arrow"), "--oov", "zero"])
+    assert result.exit_code == 1
+    assert result.output == "Error: --oov zero applies to embed; with bag use skip, unk or padding\n"
+    assert not (tmp_path / "z.arrow").exists()
+
+
+def test_stdin_arrow_stream_to_stdout(tmp_path, weight):
+    sink = pa.BufferOutputStream()
+    table = pa.table({"ids": pa.array([[1, 2], [3]])})
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    proc = subprocess.run([EMBEDTOOL, "bag", "w.npy", "-", "-o", "-", "--mode", "sum", "-q"], cwd=tmp_path,
+                          input=sink.getvalue().to_pybytes(), capture_output=True, check=True)
+    column = pa.ipc.open_stream(proc.stdout).read_all().column("embedding").combine_chunks()
+    got = column.flatten().to_numpy().reshape(2, 4)
+    np.testing.assert_allclose(got, reference([[1, 2], [3]], weight, "sum"), rtol=1e-6)
+
+
+def test_bad_mode(tmp_path, weight):
+    (tmp_path / "ids.txt").write_text("1\n")
+    result = runner.invoke(app, ["bag", str(tmp_path / "w.npy"), str(tmp_path / "ids.txt"), "-o",
+                                 str(tmp_path / "o.arrow"), "--mode", "median"])
+    assert result.exit_code == 1 and result.output == "Error: unknown mode 'median'; choose one of sum, mean, max\n"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 29), max_size=6), max_size=8), st.none() | st.integers(0, 29))
+def test_bag_sum_equals_summed_embed(tmp_path_factory, sequences, padding_idx):
+    """``bag --mode sum`` equals summing ``embed``'s output per row (padding rows embed to zeros)."""
+    tmp = tmp_path_factory.mktemp("prop")
+    weight = np.random.default_rng(5).standard_normal((30, 4)).astype(np.float32)
+    (tmp / "ids.txt").write_text("".join(" ".join(map(str, s)) + "\n" for s in sequences))
+    embed_path(weight_vectors(weight), tmp / "ids.txt", tmp / "e.arrow", padding_idx=padding_idx, progress=False)
+    embed_path(weight_vectors(weight), tmp / "ids.txt", tmp / "b.arrow", mode="sum", padding_idx=padding_idx,
+               progress=False)
+    embedded = pa.ipc.open_file(str(tmp / "e.arrow")).read_all().column("embedding").to_pylist()
+    summed = np.array([np.sum(np.array(row, np.float64).reshape(-1, 4), axis=0) for row in embedded]).reshape(-1, 4)
+    np.testing.assert_allclose(pooled(tmp / "b.arrow"), summed.astype(np.float32), rtol=1e-6, atol=1e-6)
+
+
+def weight_vectors(weight):
+    from embedtool.vectors import Vectors
+
+    return Vectors(weight)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 import queue
 import threading
 import time
@@ -28,6 +29,7 @@ from .tokens import TokenMapper
 from .vectors import Vectors, load_vectors
 
 BAG_MODES = ("sum", "mean", "max")
+BATCH_BYTES = 32 << 20  # output bytes per batch, about
 OUTPUT_DTYPES = ("float16", "float32", "float64")
 
 
@@ -210,23 +212,33 @@ def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt
         meta["embedtool.oov_policy"] = mapper.policy
     fields = [*source.keep_fields, pa.field("embedding", _column_type(source, weight, options))]
     schema = pa.schema(fields, metadata={k: json.dumps(v) for k, v in meta.items()})
-    buffer = _Buffer()
-    writer = writers.BatchWriter(sink, schema, fmt)
     if mapper is not None:  # count this shard's OOV tokens from zero: its file's totals are its own
         run_tokens, run_counts = mapper.oov_tokens, mapper.counts
         mapper.oov_tokens, mapper.counts = 0, Counter()
-    with progress_bar(source.name, source.total, source.unit, progress) as bar:
-        oov_before = mapper.oov_tokens if mapper else 0
-        for batch in _prefetch(source.batches):
-            with in_file(source.name):
-                column = embed_batch(batch, weight, options, buffer)
-            oov_now = mapper.oov_tokens if mapper else 0
-            writer.write(pa.record_batch([*batch.keep, column], schema=schema),
-                         {"embedtool.oov_tokens": str(oov_now - oov_before)} if mapper else None)
-            oov_before = oov_now
+    batches = _prefetch(source.batches)  # the reader thread starts mapping tokens here
+    if device_table is None:
+        buffers = (_Buffer(), _Buffer())  # one being written in the background, one being filled
+        pairs = ((b, batch_values(b, weight, options, buffers[i % 2])) for i, b in enumerate(batches))
+    else:
+        pairs = device_table.embed_batches(batches, options.padding_idx, options.max_norm, options.norm_type,
+                                           mode=options.mode)
+    writer = writers.BatchWriter(sink, schema, fmt)
+    with progress_bar(source.name, source.total, source.unit, progress) as bar, in_file(source.name), \
+            ThreadPoolExecutor(1) as background:
+        writing = None
+        for batch, values in pairs:
+            record = pa.record_batch([*batch.keep, batch_column(batch, values, options)], schema=schema)
+            if writing is not None:
+                writing.result()  # the previous batch is written: its buffer may be filled again
+            writing = background.submit(writer.write, record,
+                                        {"embedtool.oov_tokens": str(batch.oov)} if mapper else None)
+            if device_table is not None:  # the GPU reuses its pinned buffer for the next batch
+                writing.result()
             summary.rows += batch.rows
             summary.lookups += int(batch.ids.size)
             bar.advance(batch.size)
+        if writing is not None:
+            writing.result()
     totals = None
     if mapper is not None:
         totals = {"embedtool.oov_tokens": str(mapper.oov_tokens),
@@ -273,7 +285,8 @@ def embed_path(
     options.check(weight)
     read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), tokenizer=tokenizer,
                        seq_len=seq_len, batch_rows=batch_rows,
-                       chunk_bytes=_chunk_bytes(weight))
+                       chunk_bytes=_chunk_bytes(weight),
+                       max_ids=max(1, BATCH_BYTES // max(1, weight.shape[1] * weight.dtype.itemsize)))
     if vectors.tokens is not None:
         read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode)
     weights_name = Path(str(vectors.metadata.get("source", weights))).name
@@ -340,9 +353,9 @@ def shard_name(input_name: str) -> str:
 
 
 def _chunk_bytes(weight: np.ndarray) -> int:
-    """Text read size: about 32 MB of output per chunk (a token's text is a few bytes, its vector D floats)."""
+    """Text read size: about BATCH_BYTES of output per chunk (a token's text is a few bytes, its vector D floats)."""
     per_token = max(1, weight.shape[1] * weight.dtype.itemsize)
-    return int(np.clip((32 << 20) // per_token * 6, 64 << 10, 4 << 20))
+    return int(np.clip(BATCH_BYTES // per_token * 6, 64 << 10, 4 << 20))
 
 
 def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) -> TokenMapper:

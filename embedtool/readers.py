@@ -41,6 +41,7 @@ class Batch:
     keep: list = field(default_factory=list)
     zero: np.ndarray | None = None
     size: int = 0  # progress units (bytes or rows) this batch accounts for
+    oov: int = 0  # OOV tokens in this batch
 
     @property
     def rows(self) -> int:
@@ -73,6 +74,7 @@ class ReadOptions:
     seq_len: int | None = None
     batch_rows: int | None = None
     chunk_bytes: int = 1 << 20
+    max_ids: int = 1 << 20  # ids per batch of an Arrow input (about 32 MB of output)
     mapper: TokenMapper | None = None  # set when tokens are mapped through a vocabulary
     make_mapper: Callable | None = None  # builds ``mapper`` when a source turns out to need one
 
@@ -239,19 +241,29 @@ def _text_batches(name, stream, as_tokens: bool, options: ReadOptions) -> Iterat
         for chunk, first_line in _line_chunks(stream, options.chunk_bytes):
             with in_file(name):
                 if as_tokens:
-                    tokens, offsets = tokenize(split_lines(chunk, first_line), options.tokenizer)
-                    where = ragged_where(offsets, first_line, "line", "column", 1)
-                    ids, offsets, zero = options.mapper.map(tokens, offsets, where)
+                    lines = split_lines(chunk, first_line)
+                    for start in range(0, len(lines), options.batch_rows or max(1, len(lines))):
+                        piece = lines.slice(start, options.batch_rows or len(lines))
+                        tokens, offsets = tokenize(piece, options.tokenizer)
+                        batch = _mapped(tokens, offsets, first_line + start, "line", "column", 1, options.mapper)
+                        batch.size = len(chunk) * len(piece) // len(lines)
+                        yield batch
                 else:
                     ids, offsets = parse_id_lines(chunk, first_line)
-                    zero = None
-            batch = Batch(ids, offsets, ragged_where(offsets, first_line, "line", "column", 1), zero=zero,
-                          size=len(chunk))
-            yield from _split_rows(batch, options.batch_rows)
+                    batch = Batch(ids, offsets, ragged_where(offsets, first_line, "line", "column", 1), size=len(chunk))
+                    yield from _split_rows(batch, options.batch_rows)
+
+
+def _mapped(tokens, offsets, first_row: int, row_word: str, col_word: str, base: int, mapper: TokenMapper) -> Batch:
+    """A batch of token sequences mapped to ids; ``oov`` counts this batch's OOV tokens."""
+    before = mapper.oov_tokens
+    ids, mapped_offsets, zero = mapper.map(tokens, offsets, ragged_where(offsets, first_row, row_word, col_word, base))
+    where = ragged_where(mapped_offsets, first_row, row_word, col_word, base)
+    return Batch(ids, mapped_offsets, where, zero=zero, oov=mapper.oov_tokens - before)
 
 
 def _split_rows(batch: Batch, max_rows: int | None) -> Iterator[Batch]:
-    """Split a ragged batch into batches of at most ``max_rows`` rows (positions keep their line numbers)."""
+    """Split a ragged batch of ids into batches of at most ``max_rows`` rows (positions keep their line numbers)."""
     if not max_rows or batch.rows <= max_rows:
         yield batch
         return
@@ -259,8 +271,7 @@ def _split_rows(batch: Batch, max_rows: int | None) -> Iterator[Batch]:
     for start in range(0, batch.rows, max_rows):
         stop = min(batch.rows, start + max_rows)
         lo, hi = int(offsets[start]), int(offsets[stop])
-        zero = None if batch.zero is None else batch.zero[(batch.zero >= lo) & (batch.zero < hi)] - lo
-        yield Batch(batch.ids[lo:hi], offsets[start : stop + 1] - lo, _shifted(batch.where, lo), zero=zero,
+        yield Batch(batch.ids[lo:hi], offsets[start : stop + 1] - lo, _shifted(batch.where, lo),
                     size=batch.size * (stop - start) // batch.rows)
 
 
@@ -415,14 +426,30 @@ def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> 
 def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) -> Iterator[Batch]:
     first_row = 0
     for record_batch in batches:
-        array = record_batch.column(column)
-        keep = [record_batch.column(k) for k in options.keep]
-        with in_file(name):
-            batch = column_batch(array, layout, values, first_row, options.mapper)
-        batch.keep = keep
-        batch.size = len(array)
-        first_row += len(array)
-        yield batch
+        for piece in _row_slices(record_batch.column(column), layout, options):
+            with in_file(name):
+                batch = column_batch(record_batch.column(column).slice(*piece), layout, values, first_row,
+                                     options.mapper)
+            batch.keep = [record_batch.column(k).slice(*piece) for k in options.keep]
+            batch.size = piece[1]
+            first_row += piece[1]
+            yield batch
+
+
+def _row_slices(array: pa.Array, layout: str, options: ReadOptions) -> list[tuple[int, int]]:
+    """``(offset, length)`` pieces of a column chunk of at most ``batch_rows`` rows and about ``max_ids`` ids."""
+    rows = len(array)
+    if layout == "list":
+        offsets = np.asarray(array.offsets, dtype=np.int64)
+        ids_before = offsets - offsets[0]
+    else:
+        per_row = array.type.list_size if layout == "fixed" else 1
+        ids_before = np.arange(rows + 1, dtype=np.int64) * per_row
+    cuts = np.searchsorted(ids_before, np.arange(options.max_ids, int(ids_before[-1]), options.max_ids))
+    cuts = np.unique(np.concatenate([[0], np.clip(cuts, 1, rows), [rows]]))
+    if options.batch_rows:
+        cuts = np.unique(np.concatenate([cuts, np.arange(0, rows, options.batch_rows)]))
+    return [(int(a), int(b - a)) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
 def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapper: TokenMapper | None) -> Batch:
@@ -433,8 +460,9 @@ def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapp
     if layout == "flat":
         where = lambda flat: f"row {first_row + flat}"  # noqa: E731
         if values == "tokens":
+            before = mapper.oov_tokens
             ids, _, zero = mapper.map(array, np.arange(len(array) + 1), where)
-            return Batch(ids, None, where, zero=zero)
+            return Batch(ids, None, where, zero=zero, oov=mapper.oov_tokens - before)
         return Batch(array.to_numpy(zero_copy_only=False), None, where)
     if layout == "fixed":
         size = array.type.list_size
@@ -449,11 +477,9 @@ def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapp
         bad = int(np.flatnonzero(~np.asarray(items.is_valid()))[0])
         row = int(np.searchsorted(offsets, bad, side="right")) - 1
         raise InputFormatError(f"row {first_row + row}, position {bad - offsets[row]} is null")
-    where = ragged_where(offsets, first_row, "row", "position", 0)
     if values == "tokens":
-        ids, offsets, zero = mapper.map(items, offsets, where)
-        return Batch(ids, offsets, where, zero=zero)
-    return Batch(items.to_numpy(zero_copy_only=False), offsets, where)
+        return _mapped(items, offsets, first_row, "row", "position", 0, mapper)
+    return Batch(items.to_numpy(zero_copy_only=False), offsets, ragged_where(offsets, first_row, "row", "position", 0))
 
 
 def _no_null_items(flat, first_row, size):

@@ -3,7 +3,13 @@
 Attributes are imported on first use, so ``import embedtool`` (and ``embedtool --help``) never loads numba.
 """
 
+import os
 from importlib import import_module
+
+# OpenMP threads that spin while they wait stall every parallel kernel for a scheduler time slice (~16 ms measured)
+# whenever another thread or process holds a core, which the pipeline's reader and writer threads always do.
+# Passive waiting costs microseconds per kernel launch instead. The user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

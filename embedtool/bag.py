@@ -35,9 +35,9 @@ _SUM, _MEAN, _MAX = range(3)
 _MIN_TASK = 4096
 #: Tasks per thread: tasks are cut at bag boundaries, so more, smaller ones even out the threads' shares.
 _TASKS_PER_THREAD = 8
-#: Rows added to the accumulator at once (``_add_group`` is written out for 8): one pass over the accumulator per
-#: group instead of per row, and the group's loads side by side. The order of the additions changes, within the
-#: tolerance of SEMANTICS.md.
+#: Rows added to the accumulator at once (the sum in ``_sum_task`` is written out for 8): one pass over the
+#: accumulator per group instead of per row, the group's loads side by side. It changes the order of the additions,
+#: within the tolerance of SEMANTICS.md.
 _GROUP = 8
 
 #: float16 bits -> exact float32 value.
@@ -98,184 +98,143 @@ def _plan(bounds, ntasks):
     return tasks[:ntask], huge[:nhuge]
 
 
-@njit(nogil=True, inline="always")
-def _add_row(acc, src, lut, r, w):
-    for j in range(acc.shape[0]):
-        acc[j] += w * _value(src, lut, r, j)
-
-
-@njit(nogil=True, inline="always")
-def _add_group(acc, table, lut, rows):
-    """Add ``_GROUP`` rows at once: one pass over ``acc`` instead of eight, the row loads side by side."""
-    r0, r1, r2, r3, r4, r5, r6, r7 = rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7]
-    for j in range(acc.shape[0]):
-        acc[j] += (
-            (_value(table, lut, r0, j) + _value(table, lut, r1, j))
-            + (_value(table, lut, r2, j) + _value(table, lut, r3, j))
-        ) + (
-            (_value(table, lut, r4, j) + _value(table, lut, r5, j))
-            + (_value(table, lut, r6, j) + _value(table, lut, r7, j))
-        )
-
-
-@njit(nogil=True, inline="always")
-def _sum_plain(flat, lo, hi, table, lut, pad, acc, rows):
-    """Sum the rows of entries ``lo:hi`` (no weights, no max_norm) into ``acc``, ``_GROUP`` rows at a time.
-
-    Without padding the groups are read straight from ``flat``; with it, the rows that count are gathered in
-    ``rows`` first.
-    """
-    k = lo
-    if pad < 0:
-        while k + _GROUP <= hi:
-            _add_group(acc, table, lut, flat[k : k + _GROUP])
-            k += _GROUP
-    count = k - lo
-    for k in range(k, hi):
-        r = flat[k]
-        if r != pad:
-            rows[count % _GROUP] = r
-            count += 1
-            if count % _GROUP == 0:
-                _add_group(acc, table, lut, rows)
-    for i in range(count % _GROUP):
-        _add_row(acc, table, lut, rows[i], acc.dtype.type(1))
-    return count
-
-
-@njit(nogil=True, inline="always")
-def _sum_entries(flat, lo, hi, table, lut, pad, psw, slot, scaled, acc):
-    """Sum the rows of entries ``lo:hi`` into ``acc`` one at a time, weighted by ``psw`` and scaled for max_norm."""
-    count = 0
-    for k in range(lo, hi):
-        r = flat[k]
-        if r == pad:
-            continue
-        w = psw[k] if psw.shape[0] > 0 else psw.dtype.type(1)
-        s = slot[r] if slot.shape[0] > 0 else -1
-        if s < 0:
-            _add_row(acc, table, lut, r, w)
-        else:
-            _add_row(acc, scaled, lut, s, w)
-        count += 1
-    return count
-
-
-@njit(nogil=True, inline="always")
-def _max_row(acc, src, lut, r, first):
-    if first:
-        for j in range(acc.shape[0]):
-            acc[j] = _value(src, lut, r, j)
-    else:
-        for j in range(acc.shape[0]):
-            v = _value(src, lut, r, j)
-            if v > acc[j]:
-                acc[j] = v
-
-
-@njit(nogil=True, inline="always")
-def _max_entries(flat, lo, hi, table, lut, pad, slot, scaled, acc, whole):
-    """Element-wise maximum of the rows of entries ``lo:hi`` into ``acc`` (which holds -inf).
-
-    A later value wins only if strictly greater. For a ``whole`` bag the first row starts the maximum, so a NaN
-    there stays (as in torch); a piece of a bag starts from -inf, so NaNs never win there (see ``_combine``).
-    """
-    count = 0
-    for k in range(lo, hi):
-        r = flat[k]
-        if r == pad:
-            continue
-        s = slot[r] if slot.shape[0] > 0 else -1
-        if s < 0:
-            _max_row(acc, table, lut, r, whole and count == 0)
-        else:
-            _max_row(acc, scaled, lut, s, whole and count == 0)
-        count += 1
-    return count
-
-
-@njit(nogil=True, inline="always")
-def _reduce(flat, lo, hi, table, lut, pad, psw, slot, scaled, mode, acc, rows, whole):
-    """Reduce the rows of entries ``lo:hi`` into ``acc``; return how many entries were not padding.
-
-    ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row) empty without max_norm;
-    ``rows`` is scratch space for ``_GROUP`` row numbers.
-    """
-    for j in range(acc.shape[0]):
-        acc[j] = -math.inf if mode == _MAX else 0
-    if mode == _MAX:
-        return _max_entries(flat, lo, hi, table, lut, pad, slot, scaled, acc, whole)
-    if psw.shape[0] == 0 and slot.shape[0] == 0:
-        return _sum_plain(flat, lo, hi, table, lut, pad, acc, rows)
-    return _sum_entries(flat, lo, hi, table, lut, pad, psw, slot, scaled, acc)
-
-
-@njit(nogil=True, inline="always")
-def _finish(acc, count, mode):
-    """Turn a bag's reduction into its value: zeros when no entry counted, the sum divided by the count for a mean."""
-    if count == 0:
-        for j in range(acc.shape[0]):
-            acc[j] = 0
-    elif mode == _MEAN and count > 1:
-        for j in range(acc.shape[0]):
-            acc[j] /= count
+# The two task kernels are written out in full on purpose: numba counts references, atomically, to every array it
+# hands to an inlined helper that has loops, and such counts on arrays all threads share cost more than the sums.
 
 
 @njit(nogil=True)
-def _run_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, mode, out, partial, counts):
-    """One task of ``_plan``: reduce bags ``lo:hi`` into ``out``, or entries ``lo:hi`` into partial row ``piece``."""
-    acc = np.empty(out.shape[1], out.dtype)
+def _sum_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, mean, out, partial, counts):
+    """Sum (or average) the bags ``lo:hi`` into ``out``, or entries ``lo:hi`` into partial row ``piece``.
+
+    ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row) empty without max_norm. Rows
+    with neither wait in ``rows`` and are added ``_GROUP`` at a time.
+    """
+    dim = out.shape[1]
+    acc = np.empty(dim, out.dtype)
     rows = np.empty(_GROUP, np.int64)
     for i in range(1 if piece >= 0 else hi - lo):
         start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
-        n = _reduce(flat, start, stop, table, lut, pad, psw, slot, scaled, mode, acc, rows, piece < 0)
+        for j in range(dim):
+            acc[j] = 0
+        count = waiting = 0
+        for k in range(start, stop):
+            r = flat[k]
+            if r == pad:
+                continue
+            count += 1
+            s = slot[r] if slot.shape[0] > 0 else -1
+            if psw.shape[0] > 0 or s >= 0:
+                w = psw[k] if psw.shape[0] > 0 else psw.dtype.type(1)
+                if s < 0:
+                    for j in range(dim):
+                        acc[j] += w * _value(table, lut, r, j)
+                else:
+                    for j in range(dim):
+                        acc[j] += w * _value(scaled, lut, s, j)
+                continue
+            rows[waiting] = r
+            waiting += 1
+            if waiting == _GROUP:
+                waiting = 0
+                r0, r1, r2, r3, r4, r5, r6, r7 = rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7]
+                for j in range(dim):
+                    acc[j] += (
+                        (_value(table, lut, r0, j) + _value(table, lut, r1, j))
+                        + (_value(table, lut, r2, j) + _value(table, lut, r3, j))
+                    ) + (
+                        (_value(table, lut, r4, j) + _value(table, lut, r5, j))
+                        + (_value(table, lut, r6, j) + _value(table, lut, r7, j))
+                    )
+        for m in range(waiting):
+            r = rows[m]  # read once: inside the loop it could alias acc, and the loop would not be vectorised
+            for j in range(dim):
+                acc[j] += _value(table, lut, r, j)
         if piece >= 0:
-            counts[piece] = n
-            target = partial[piece]
+            counts[piece] = count
+            for j in range(dim):
+                partial[piece, j] = acc[j]
         else:
-            _finish(acc, n, mode)
-            target = out[lo + i]
-        for j in range(acc.shape[0]):  # an explicit loop: numba's slice assignment checks overlap, even copies
-            target[j] = acc[j]
+            if mean and count > 1:
+                for j in range(dim):
+                    acc[j] /= count
+            for j in range(dim):
+                out[lo + i, j] = acc[j]
+
+
+@njit(nogil=True)
+def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, partial, counts):
+    """Element-wise maxima of the bags ``lo:hi`` into ``out``, or of entries ``lo:hi`` into partial row ``piece``.
+
+    A later value wins only if strictly greater. A whole bag's first row starts the maximum (so a NaN there stays,
+    as in torch); a piece of a bag starts at -inf, so NaNs never win there (``_combine`` puts the first row's back).
+    """
+    dim = out.shape[1]
+    acc = np.empty(dim, out.dtype)
+    for i in range(1 if piece >= 0 else hi - lo):
+        start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
+        for j in range(dim):
+            acc[j] = -math.inf
+        count = 0
+        for k in range(start, stop):
+            r = flat[k]
+            if r == pad:
+                continue
+            count += 1
+            s = slot[r] if slot.shape[0] > 0 else -1
+            first = piece < 0 and count == 1
+            if s < 0:
+                for j in range(dim):
+                    v = _value(table, lut, r, j)
+                    if first or v > acc[j]:
+                        acc[j] = v
+            else:
+                for j in range(dim):
+                    v = _value(scaled, lut, s, j)
+                    if first or v > acc[j]:
+                        acc[j] = v
+        if piece >= 0:
+            counts[piece] = count
+            for j in range(dim):
+                partial[piece, j] = acc[j]
+        else:
+            for j in range(dim):
+                out[lo + i, j] = acc[j] if count > 0 else 0
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _pool(flat, bounds, tasks, table, lut, pad, psw, slot, scaled, mode, out, partial, counts):
     """Run the tasks of ``_plan`` in parallel (each writes its own bags or partial row: race-free)."""
     for t in prange(tasks.shape[0]):
-        _run_task(
-            flat, bounds, tasks[t, 0], tasks[t, 1], tasks[t, 2], table, lut, pad, psw, slot, scaled, mode, out,
-            partial, counts,
-        )
+        lo, hi, piece = tasks[t, 0], tasks[t, 1], tasks[t, 2]
+        if mode == _MAX:
+            _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, partial, counts)
+        else:
+            mean = mode == _MEAN
+            _sum_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, mean, out, partial, counts)
 
 
 @njit(cache=True, nogil=True)
 def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, counts, out):
     """Write each huge bag from its pieces' partial rows, folded in entry order."""
-    dim = out.shape[1]
     for h in range(huge.shape[0]):
         b, first, stop = huge[h, 0], huge[h, 1], huge[h, 2]
-        acc = out[b]
-        acc[:] = partial[first]
-        for p in range(first + 1, stop):
-            for j in range(dim):
-                if mode != _MAX:
-                    acc[j] += partial[p, j]
-                elif partial[p, j] > acc[j]:
-                    acc[j] = partial[p, j]
         n = counts[first:stop].sum()
-        if mode == _MAX and n > 0:
-            # Pieces skip NaNs, but in a sequential maximum a NaN in the bag's first row is never replaced.
-            k = bounds[b]
-            while flat[k] == pad:
-                k += 1
-            r = flat[k]
-            s = slot[r] if slot.shape[0] > 0 else -1
-            for j in range(dim):
-                v = _value(table, lut, r, j) if s < 0 else _value(scaled, lut, s, j)
-                if v != v:
-                    acc[j] = v
-        _finish(acc, n, mode)
+        k = bounds[b]  # the bag's first counted entry: in a sequential maximum, a NaN in its row stays
+        while k < bounds[b + 1] - 1 and flat[k] == pad:
+            k += 1
+        r = flat[k]
+        s = slot[r] if slot.shape[0] > 0 else -1
+        for j in range(out.shape[1]):
+            v = partial[first, j]
+            for p in range(first + 1, stop):
+                if mode != _MAX:
+                    v += partial[p, j]
+                elif partial[p, j] > v:
+                    v = partial[p, j]
+            if mode == _MAX:
+                x = _value(table, lut, r, j) if s < 0 else _value(scaled, lut, s, j)
+                v = x if x != x else v
+            out[b, j] = 0 if n == 0 else v / n if mode == _MEAN else v
 
 
 def embedding_bag(

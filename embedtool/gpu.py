@@ -635,8 +635,8 @@ def _device_sample_weights(per_sample_weights, shape: tuple, mode: str, stream):
         return None
     d = _on_device(per_sample_weights)
     if d is None:
-        return cuda.to_device(_sample_weights(per_sample_weights, shape, mode), stream=stream)
-    _sample_weights(np.zeros((), d.dtype), (), mode)  # bag's checks of the mode and dtype, on a stand-in
+        return cuda.to_device(_sample_weights(per_sample_weights, shape, mode, np.float64), stream=stream)
+    _sample_weights(np.zeros((), d.dtype), (), mode, np.float64)  # bag's checks of the mode and dtype, on a stand-in
     if d.shape != shape:
         raise InvalidArgumentError(f"per_sample_weights must have the input's shape {shape}, got {d.shape}")
     return _contiguous(d, "per_sample_weights").reshape(d.size)

@@ -163,7 +163,7 @@ def embed(
     quiet: Quiet = False,
     progress: Progress = False,
 ):
-    """Embed every sequence of an input: one output row per input row, column ``embedding``.
+    """Embed every sequence of an input: one output row per input row, column "embedding".
 
     A 1-D input of n ids gives n rows of fixed_size_list<float>[D]; a k-D input of shape (d0, d1, ...) gives d0
     rows of arrow.fixed_shape_tensor with shape [d1, ..., D]; sequences (text lines, list columns) give

@@ -144,7 +144,7 @@ def lookup(
     encoding: Encoding = "utf-8",
     allow_nonfinite: AllowNonfinite = False,
 ):
-    """Print the row id and the vector of each token: ``token<TAB>id<TAB>values``.
+    """Print the row id and the vector of each token: token<TAB>id<TAB>values.
 
     Tokens not in the vocabulary are named on stderr and make the exit status 1.
 

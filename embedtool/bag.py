@@ -112,28 +112,38 @@ def _sum_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, m
     dim = out.shape[1]
     acc = np.empty(dim, out.dtype)
     rows = np.empty(_GROUP, np.int64)
+    fast = pad < 0 and psw.shape[0] == 0 and slot.shape[0] == 0
     for i in range(1 if piece >= 0 else hi - lo):
         start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
         for j in range(dim):
             acc[j] = 0
         count = waiting = 0
-        for k in range(start, stop):
-            r = flat[k]
-            if r == pad:
-                continue
-            count += 1
-            s = slot[r] if slot.shape[0] > 0 else -1
-            if psw.shape[0] > 0 or s >= 0:
-                w = psw[k] if psw.shape[0] > 0 else psw.dtype.type(1)
-                if s < 0:
-                    for j in range(dim):
-                        acc[j] += w * _value(table, lut, r, j)
-                else:
-                    for j in range(dim):
-                        acc[j] += w * _value(scaled, lut, s, j)
-                continue
-            rows[waiting] = r
-            waiting += 1
+        k = start
+        while k < stop:
+            if fast and waiting == 0 and k + _GROUP <= stop:  # nothing to skip or weigh: take a whole group
+                for m in range(_GROUP):
+                    rows[m] = flat[k + m]
+                k += _GROUP
+                count += _GROUP
+                waiting = _GROUP
+            else:
+                r = flat[k]
+                k += 1
+                if r == pad:
+                    continue
+                count += 1
+                s = slot[r] if slot.shape[0] > 0 else -1
+                if psw.shape[0] > 0 or s >= 0:
+                    w = psw[k - 1] if psw.shape[0] > 0 else psw.dtype.type(1)
+                    if s < 0:
+                        for j in range(dim):
+                            acc[j] += w * _value(table, lut, r, j)
+                    else:
+                        for j in range(dim):
+                            acc[j] += w * _value(scaled, lut, s, j)
+                    continue
+                rows[waiting] = r
+                waiting += 1
             if waiting == _GROUP:
                 waiting = 0
                 r0, r1, r2, r3, r4, r5, r6, r7 = rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7]

@@ -4,7 +4,8 @@ The public wrapper validates and prepares (``core``), the underscored kernels do
 entries: padding is skipped, max_norm reads rows from the small table of rows scaled once each
 (``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
 float16/float32 tables (as torch does) and in float64 for float64 tables; plain sums add eight rows per pass over
-the accumulator, which keeps the loads side by side.
+the accumulator, which keeps the loads side by side. Each mode's task kernel is written out in full (see the
+comment above ``_sum_task``).
 
 Work is balanced by entries, not by bags: ``_plan`` cuts the bags into tasks of about equal work, and a bag with
 more entries than a task is split across several tasks that reduce into partial rows; ``_combine`` then folds each
@@ -275,8 +276,9 @@ def embedding_bag(
         at ``len(input)``. Must start at 0, not decrease and not exceed ``len(input)``.
     mode : {"mean", "sum", "max"}
         The reduction. A bag that is empty or only padding gives zeros in every mode.
-    per_sample_weights : array_like of float, optional
-        One weight per entry (the input's shape), multiplying its row; only with ``mode="sum"``, as in torch.
+    per_sample_weights : array_like of numbers, optional
+        One weight per entry (the input's shape), multiplying its row; only with ``mode="sum"``, as in torch. Used
+        in the accumulator's precision (float32, float64 for float64 tables), whatever their dtype.
     padding_idx : int, optional
         Entries equal to it (negative counts from the end) are skipped and not counted in the mean.
     include_last_offset : bool
@@ -297,8 +299,12 @@ def embedding_bag(
 
     Notes
     -----
-    Sums and means accumulate in float64. In max mode a later entry wins only if strictly greater, so the result
-    is bit-identical to a sequential loop (a NaN in a bag's first row stays, later NaNs are ignored, as in torch).
+    Sums and means accumulate in float32 for float16 and float32 tables, as torch does, and in float64 for float64
+    tables; rows are added eight at a time, so the order differs from torch's within SEMANTICS.md's tolerance.
+    In max mode a later entry wins only if strictly greater, so the result is bit-identical to a sequential loop
+    (a NaN in a bag's first row stays, later NaNs are ignored, as in torch). Indices are used as int64 (others are
+    converted, one compiled kernel serves all); a bag longer than a thread's share of the work is split across
+    threads.
 
     Examples
     --------

@@ -1,0 +1,143 @@
+"""Pooling speed: embedtool.embedding_bag against torch.nn.functional.embedding_bag and NumPy, side by side.
+
+Every case pools 2**17 entries (2**15 with --quick) of a 400,000-row float32 table, the size of GloVe's
+vocabulary, with Zipf-distributed word ids as in text (``--ids uniform`` for uniform ids), into bags of 1, 8, 64 or
+512 entries or a Zipf mix of bag sizes (sentences to documents), for modes mean/sum/max and dims 100 and 300. The
+methods run round-robin in one process (a warm-up, then --runs rounds) and the median time is kept. Printed as
+ratios, because these machines are shared and noisy:
+
+- ``embedtool``: embedtool's median time, writing into a reused ``out=`` array as the batch pipeline does.
+- ``vs torch``: torch's median time / embedtool's (> 1: embedtool is faster). torch has no ``out=`` and allocates.
+- ``vs torch, new out``: the same with embedtool allocating a fresh output each call too.
+- ``vs numpy``: ``np.add.reduceat`` (``np.maximum.reduceat`` for max) over the gathered rows / embedtool.
+
+    python benchmarks/bench_bag.py            # the full grid
+    python benchmarks/bench_bag.py --quick    # 2**15 entries per case, five runs
+"""
+
+from __future__ import annotations
+
+import os
+
+# torch and numba each bring an OpenMP runtime whose idle threads spin after a parallel region, stealing the cores
+# from the other's next call; passive waiting keeps the side-by-side timings fair (it costs torch alone nothing).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import embedtool  # noqa: E402
+
+VOCAB = 400_000
+DIMS = (100, 300)
+BAGS = ("1", "8", "64", "512", "zipf")
+MODES = ("mean", "sum", "max")
+
+
+def make_ids(rng, n: int, dist: str) -> np.ndarray:
+    if dist == "uniform":
+        return rng.integers(0, VOCAB, size=n, dtype=np.int64)
+    ranks = np.minimum(rng.zipf(1.2, size=n) - 1, VOCAB - 1)
+    return rng.permutation(VOCAB)[ranks].astype(np.int64)
+
+
+def make_offsets(rng, n: int, bags: str) -> np.ndarray:
+    """Bag starts for ``n`` entries: a fixed size, or Zipf-distributed sizes of 1 to 5,000 entries."""
+    if bags != "zipf":
+        return np.arange(0, n, int(bags), dtype=np.int64)
+    sizes = np.minimum(rng.zipf(1.5, size=n), 5_000)
+    sizes = sizes[: np.searchsorted(np.cumsum(sizes), n) + 1]
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def methods(weight, ids, offsets, mode, out, torch):
+    """name -> zero-argument callable; each computes the full pooled output."""
+    counts = np.diff(np.append(offsets, ids.size))[:, None]
+    reduce = np.maximum.reduceat if mode == "max" else np.add.reduceat
+
+    def numpy_pool():
+        pooled = reduce(weight[ids], offsets, axis=0)
+        return pooled / counts if mode == "mean" else pooled
+
+    found = {
+        "embedtool": lambda: embedtool.embedding_bag(ids, weight, offsets, mode, out=out),
+        "new out": lambda: embedtool.embedding_bag(ids, weight, offsets, mode),
+        "numpy": numpy_pool,
+    }
+    if torch is not None:
+        tw, ti, to = torch.from_numpy(weight), torch.from_numpy(ids), torch.from_numpy(offsets)
+        found["torch"] = lambda: torch.nn.functional.embedding_bag(ti, tw, to, mode=mode)
+    return found
+
+
+def bench_case(weight, ids, offsets, mode, runs, torch):
+    out = np.empty((offsets.size, weight.shape[1]), weight.dtype)
+    fns = methods(weight, ids, offsets, mode, out, torch)
+    times = {name: [] for name in fns}
+    results = {name: np.asarray(fn()) for name, fn in fns.items()}  # warm-up: compile, fault in pages
+    for name, result in results.items():  # every method computes the same thing
+        np.testing.assert_allclose(result, out, rtol=1e-4, atol=1e-4, err_msg=name)
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    e = median["embedtool"]
+    nan = float("nan")
+    return {
+        "embedtool": f"{e * 1e3:.2f} ms",
+        "vs torch": median.get("torch", nan) / e,
+        "vs torch, new out": median.get("torch", nan) / median["new out"],
+        "vs numpy": median["numpy"] / e,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2**15 entries per case and 5 runs, for a fast look")
+    parser.add_argument("--runs", type=int, default=None, help="timed rounds per case (default 7, quick 5)")
+    parser.add_argument("--ids", choices=("zipf", "uniform"), default="zipf", help="distribution of the word ids")
+    args = parser.parse_args()
+    runs = args.runs or (5 if args.quick else 7)
+    n = 1 << (15 if args.quick else 17)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    rows = []
+    for dim in DIMS:
+        weight = rng.standard_normal((VOCAB, dim), dtype=np.float32)
+        for bags in BAGS:
+            ids, offsets = make_ids(rng, n, args.ids), make_offsets(rng, n, bags)
+            for mode in MODES:
+                row = {"bags": bags, "mode": mode, "dim": str(dim), "entries": f"{n:,}"}
+                rows.append(row | bench_case(weight, ids, offsets, mode, runs, torch))
+                print_row(rows[-1], header=len(rows) == 1)
+    summary = {key: "" for key in rows[0]} | {"bags": "**median**"}
+    for key, value in rows[0].items():
+        if isinstance(value, float):
+            summary[key] = statistics.median(r[key] for r in rows)
+    print_row(summary, header=False)
+    if torch is not None:
+        worst = min(rows, key=lambda r: r["vs torch"])
+        print(f"\ntarget >= 1.5x torch on the median: {summary['vs torch']:.2f}x; >= 1.0x on every row: lowest "
+              f"{worst['vs torch']:.2f}x ({worst['bags']}, {worst['mode']}, dim {worst['dim']})")
+    print(f"median of {runs} runs, {VOCAB:,} x dim float32 table, {args.ids} ids, int64 indices and offsets, "
+          f"{os.cpu_count()} CPUs; torch {torch.__version__ if torch else 'not installed'}, numpy {np.__version__}")
+
+
+def print_row(row, header):
+    cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()]
+    if header:
+        print("| " + " | ".join(row) + " |")
+        print("|" + "---|" * len(row))
+    print("| " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -108,7 +108,8 @@ def _sum_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, m
     """Sum (or average) the bags ``lo:hi`` into ``out``, or entries ``lo:hi`` into partial row ``piece``.
 
     ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row) empty without max_norm. Rows
-    with neither wait in ``rows`` and are added ``_GROUP`` at a time.
+    that are neither weighted nor scaled wait in ``rows`` and are added ``_GROUP`` at a time; when no entry can be
+    padding, weighted or scaled, whole groups are taken straight from the input.
     """
     dim = out.shape[1]
     acc = np.empty(dim, out.dtype)

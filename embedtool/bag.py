@@ -262,6 +262,7 @@ def embedding_bag(
     *,
     out=None,
     where=None,
+    device=None,
 ):
     """Pool looked-up rows of ``weight`` per bag, with torch's ``F.embedding_bag`` semantics (SEMANTICS.md §2).
 
@@ -293,10 +294,13 @@ def embedding_bag(
         page faults of a fresh allocation).
     where : callable, optional
         ``where(flat_position) -> str`` names a bad index's position in the caller's terms (file line, row...).
+    device : {None, "auto", "cpu", "cuda"}
+        As for ``embedding``: None runs where the data is (the GPU when an argument is a GPU array), ``auto`` uses
+        the GPU when one is usable, ``cuda`` insists, ``cpu`` never. The GPU path is ``gpu.embedding_bag_cuda``.
 
     Returns
     -------
-    ndarray of shape ``(B, D)`` and the weight's dtype.
+    ndarray of shape ``(B, D)`` and the weight's dtype (a device array for GPU inputs).
 
     Notes
     -----
@@ -318,6 +322,11 @@ def embedding_bag(
     array([[5., 0.],
            [3., 4.]], dtype=float32)
     """
+    if core.use_gpu(device, input, weight, offsets, per_sample_weights, out):
+        from .gpu import embedding_bag_cuda
+
+        return embedding_bag_cuda(input, weight, offsets, mode, per_sample_weights, padding_idx, include_last_offset,
+                                  max_norm, norm_type, out=out, where=where)
     weight = core.check_weight(weight)
     num_embeddings, dim = weight.shape
     if mode not in MODES:

@@ -344,3 +344,10 @@ def test_bad_index_names_its_position_and_the_callers_place():
         embedtool.embedding_bag([[0, 1], [5, 2]], weight)
     with pytest.raises(BadIndexError, match="^index -1 at line 8 is out of range"):
         embedtool.embedding_bag(np.array([0, -1], np.int8), weight, [0], where=lambda i: f"line {i + 7}")
+
+
+def test_device_cpu_and_bad_device():
+    weight = np.eye(3, dtype=np.float32)
+    np.testing.assert_array_equal(embedtool.embedding_bag([[0, 1]], weight, mode="sum", device="cpu"), [[1, 1, 0]])
+    with pytest.raises(InvalidArgumentError, match="device must be one of auto, cpu, cuda, got 'tpu'"):
+        embedtool.embedding_bag([[0, 1]], weight, device="tpu")

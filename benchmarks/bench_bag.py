@@ -30,6 +30,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import embedtool  # noqa: E402
+from bench_lookup import print_row  # noqa: E402 - one markdown table format for every benchmark
 
 VOCAB = 400_000
 DIMS = (100, 300)
@@ -140,14 +141,6 @@ def main() -> None:
               f"{worst['vs torch']:.2f}x ({worst['bags']}, {worst['mode']}, dim {worst['dim']})")
     print(f"median of {runs} runs, {VOCAB:,} x dim float32 table, {args.ids} ids, int64 indices and offsets, "
           f"{os.cpu_count()} CPUs; torch {torch.__version__ if torch else 'not installed'}, numpy {np.__version__}")
-
-
-def print_row(row, header):
-    cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()]
-    if header:
-        print("| " + " | ".join(row) + " |")
-        print("|" + "---|" * len(row))
-    print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,9 @@ import types
 
 import numpy as np
 
+from bench_lookup import GRID  # the foundation's grid, the same on CPU and GPU
 from embedtool import config, gpu
 
-GRID = [
-    (50_000, 300, 4_000_000),
-    (400_000, 100, 10_000_000),
-    (2_000_000, 300, 2_000_000),
-    (30_522, 384, 8_000_000),
-    (1_000, 16, 50_000_000),
-    (50_000, 768, 1_000_000),
-]
 SMOKE_GRID = [(50, 8, 96), (20, 3, 48)]  # n: a multiple of BAG
 BAG = 16
 HOST_BATCH_BYTES = 32 << 20

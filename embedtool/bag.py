@@ -26,10 +26,8 @@ from numba.core import types
 from numba.extending import overload
 
 from . import core
-from .errors import InvalidArgumentError
 from .lookup import index_min_max, renormed_rows
 
-MODES = ("sum", "mean", "max")
 _SUM, _MEAN, _MAX = range(3)
 
 #: Least work per task (entries + bags): below it, waking a thread costs more than it saves.
@@ -329,14 +327,13 @@ def embedding_bag(
                                   max_norm, norm_type, out=out, where=where)
     weight = core.check_weight(weight)
     num_embeddings, dim = weight.shape
-    if mode not in MODES:
-        raise InvalidArgumentError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    core.check_bag_mode(mode)
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, norm_type = core.check_max_norm(max_norm, norm_type)
     idx = input if isinstance(input, np.ndarray) else np.asarray(input)
-    bounds = _bag_bounds(idx.shape, offsets, include_last_offset)
+    bounds = core.bag_bounds(idx.shape, offsets, include_last_offset)
     accumulate = np.dtype(np.float64 if weight.dtype.itemsize == 8 else np.float32)
-    psw = _sample_weights(per_sample_weights, idx.shape, mode, accumulate)
+    psw = core.sample_weights(per_sample_weights, idx.shape, mode, accumulate)
     idx = core.as_indices(idx, num_embeddings, index_min_max, where)
     if not weight.dtype.isnative:
         weight = weight.astype(weight.dtype.newbyteorder("="))
@@ -354,71 +351,10 @@ def embedding_bag(
     tasks, huge = _plan(bounds, numba.get_num_threads() * _TASKS_PER_THREAD)
     npieces = int(huge[-1, 2]) if huge.shape[0] else 0
     partial, counts = np.empty((npieces, dim), sums.dtype), np.empty(npieces, np.int64)
-    code = MODES.index(mode)
+    code = core.BAG_MODES.index(mode)
     _pool(flat, bounds, tasks, table, _HALF, pad, psw, slot, scaled, code, sums, partial, counts)
     if npieces:
         _combine(flat, bounds, huge, table, _HALF, pad, slot, scaled, code, partial, counts, sums)
     if sums is not result:
         result[...] = sums
     return result
-
-
-def _bag_bounds(shape, offsets, include_last_offset) -> np.ndarray:
-    """Where the bags start and end in the flat input: bag ``b`` is ``bounds[b]:bounds[b + 1]`` (int64, B + 1)."""
-    if len(shape) == 2:
-        if offsets is not None:
-            raise InvalidArgumentError("offsets must be None for 2-D input, where each row is a bag")
-        return np.arange(shape[0] + 1, dtype=np.int64) * shape[1]
-    if len(shape) != 1:
-        raise InvalidArgumentError(f"input must be 2-D, or 1-D with offsets, got {len(shape)}-D with shape {shape}")
-    if offsets is None:
-        raise InvalidArgumentError("offsets are required with 1-D input (or pass a 2-D input, one bag per row)")
-    n = shape[0]
-    offs = offsets if isinstance(offsets, np.ndarray) else np.asarray(offsets)
-    if offs.ndim != 1:
-        raise InvalidArgumentError(f"offsets must be 1-D, got shape {offs.shape}")
-    if offs.size == 0:
-        if include_last_offset:
-            raise InvalidArgumentError(f"include_last_offset needs at least one offset, the input length {n}")
-        return np.array([n], np.int64)  # no bags
-    if offs.dtype.kind not in "iu":
-        raise InvalidArgumentError(f"offsets must be integers, got dtype {offs.dtype}")
-    bounds = np.empty(offs.size + (not include_last_offset), np.int64)
-    bounds[: offs.size] = offs
-    if not include_last_offset:
-        bounds[-1] = n
-    if bounds[0] != 0 or bounds[-1] != n or np.any(bounds[1:] < bounds[:-1]):
-        raise _offsets_error(offs, n)
-    return bounds
-
-
-def _offsets_error(offs, n) -> InvalidArgumentError:
-    """Name the first offset that breaks the rules (only called once one does)."""
-    if offs[0] != 0:
-        return InvalidArgumentError(f"offset {offs[0]} at position 0 must be 0: the first bag starts the input")
-    for i in range(1, offs.size):
-        if offs[i] > n:
-            return InvalidArgumentError(f"offset {offs[i]} at position {i} is past the end of the input (length {n})")
-        if offs[i] < offs[i - 1]:
-            return InvalidArgumentError(
-                f"offset {offs[i]} at position {i} is smaller than the one before it, {offs[i - 1]}: "
-                "offsets must not decrease"
-            )
-    return InvalidArgumentError(
-        f"offset {offs[-1]} at position {offs.size - 1} must equal the input length {n}, "
-        "the end of the last bag, with include_last_offset"
-    )
-
-
-def _sample_weights(per_sample_weights, shape, mode, dtype) -> np.ndarray:
-    """The per-sample weights, checked against the input, as a flat array of the accumulator's dtype (empty: none)."""
-    if per_sample_weights is None:
-        return np.empty(0, dtype)
-    if mode != "sum":
-        raise InvalidArgumentError(f"per_sample_weights only works with mode='sum' (as in torch), got mode={mode!r}")
-    psw = per_sample_weights if isinstance(per_sample_weights, np.ndarray) else np.asarray(per_sample_weights)
-    if psw.dtype.kind not in "iuf":
-        raise InvalidArgumentError(f"per_sample_weights must be numbers, got dtype {psw.dtype}")
-    if psw.shape != shape:
-        raise InvalidArgumentError(f"per_sample_weights must have the input's shape {shape}, got {psw.shape}")
-    return np.ascontiguousarray(psw.reshape(-1), dtype=dtype)

@@ -32,7 +32,6 @@ import numba
 import numpy as np
 
 from . import config, core
-from .bag import MODES, _bag_bounds, _sample_weights
 from .errors import BadIndexError, GpuUnavailableError, InvalidArgumentError
 from .lookup import index_min_max
 
@@ -42,7 +41,7 @@ cuda = None
 _WARP = 32
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
-_MEAN, _MAX = MODES.index("mean"), MODES.index("max")
+_MEAN, _MAX = core.BAG_MODES.index("mean"), core.BAG_MODES.index("max")
 
 
 @functools.cache
@@ -468,7 +467,8 @@ def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, ou
     weighted = psw is not None
     psw = psw if weighted else cuda.device_array(1, np.float64)
     blocks, threads = _row_launch(out.shape[0], out.shape[1], per_lane=4)
-    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, MODES.index(mode), out)
+    code = core.BAG_MODES.index(mode)
+    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, code, out)
 
 
 # --- Public entry points ----------------------------------------------------------------------------------------
@@ -603,13 +603,12 @@ def embedding_bag_cuda(
     stream = cuda.default_stream()
     table = _table(weight)
     num_embeddings, dim = table.shape
-    if mode not in MODES:
-        raise InvalidArgumentError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    core.check_bag_mode(mode)
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, p = core.check_max_norm(max_norm, norm_type)
     d_input = _on_device(input)
     idx = np.asarray(input) if d_input is None else d_input
-    bounds = _bag_bounds(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
+    bounds = core.bag_bounds(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
     psw = _device_sample_weights(per_sample_weights, idx.shape, mode, stream)
     flat, _ = _indices(idx, num_embeddings, where, stream)
     shape = (bounds.shape[0] - 1, dim)
@@ -629,14 +628,14 @@ def embedding_bag_cuda(
 
 
 def _device_sample_weights(per_sample_weights, shape: tuple, mode: str, stream):
-    """The per-sample weights as a flat GPU array (None when there are none), checked as ``bag._sample_weights``
+    """The per-sample weights as a flat GPU array (None when there are none), checked as ``core.sample_weights``
     does; a GPU array is used in place (any number dtype), a host one is copied as float64."""
     if per_sample_weights is None:
         return None
     d = _on_device(per_sample_weights)
     if d is None:
-        return cuda.to_device(_sample_weights(per_sample_weights, shape, mode, np.float64), stream=stream)
-    _sample_weights(np.zeros((), d.dtype), (), mode, np.float64)  # bag's checks of the mode and dtype, on a stand-in
+        return cuda.to_device(core.sample_weights(per_sample_weights, shape, mode, np.float64), stream=stream)
+    core.sample_weights(np.zeros((), d.dtype), (), mode, np.float64)  # the checks of mode and dtype, on a stand-in
     if d.shape != shape:
         raise InvalidArgumentError(f"per_sample_weights must have the input's shape {shape}, got {d.shape}")
     return _contiguous(d, "per_sample_weights").reshape(d.size)
@@ -701,8 +700,8 @@ class DeviceTable:
         num_embeddings = self.weight.shape[0]
         pad = core.normalize_padding_idx(padding_idx, num_embeddings)
         max_norm, p = core.check_max_norm(max_norm, norm_type)
-        if mode is not None and mode not in MODES:
-            raise InvalidArgumentError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        if mode is not None:
+            core.check_bag_mode(mode)
         slots = (_Slot(), _Slot())
         pending = None
         for k, batch in enumerate(batches):
@@ -744,7 +743,7 @@ class _Slot:
             bounds, shape = None, idx.shape + (dim,)
         else:
             idx = idx if batch.offsets is not None else idx.reshape(idx.shape[0], -1)
-            bounds = _bag_bounds(idx.shape, batch.offsets, batch.offsets is not None)
+            bounds = core.bag_bounds(idx.shape, batch.offsets, batch.offsets is not None)
             shape = (bounds.shape[0] - 1, dim)
         self.batch = batch
         self.values = self._buffer("values", math.prod(shape), weight.dtype, cuda.pinned_array).reshape(shape)

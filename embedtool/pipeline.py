@@ -28,7 +28,6 @@ from .readers import Batch, ReadOptions, Source, column_batch, column_kind, open
 from .tokens import TokenMapper
 from .vectors import Vectors, load_vectors
 
-BAG_MODES = ("sum", "mean", "max")
 BATCH_BYTES = 32 << 20  # output bytes per batch, about
 OUTPUT_DTYPES = ("float16", "float32", "float64")
 
@@ -47,8 +46,8 @@ class EmbedOptions:
         """Validate everything before any input is read or output written."""
         core.normalize_padding_idx(self.padding_idx, weight.shape[0])
         core.check_max_norm(self.max_norm, self.norm_type)
-        if self.mode is not None and self.mode not in BAG_MODES:
-            raise InvalidArgumentError(f"unknown mode {self.mode!r}; choose one of {', '.join(BAG_MODES)}")
+        if self.mode is not None and self.mode not in core.BAG_MODES:
+            raise InvalidArgumentError(f"unknown mode {self.mode!r}; choose one of {', '.join(core.BAG_MODES)}")
         if self.output_dtype is not None and self.output_dtype not in OUTPUT_DTYPES:
             raise InvalidArgumentError(f"unknown output dtype {self.output_dtype!r}; choose one of {', '.join(OUTPUT_DTYPES)}")
 

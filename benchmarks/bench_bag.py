@@ -17,20 +17,15 @@ ratios, because these machines are shared and noisy:
 
 from __future__ import annotations
 
+import argparse
 import os
+import statistics
+import time
 
-# torch and numba each bring an OpenMP runtime whose idle threads spin after a parallel region, stealing the cores
-# from the other's next call; passive waiting keeps the side-by-side timings fair (it costs torch alone nothing).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import embedtool  # noqa: E402
-from bench_lookup import print_row  # noqa: E402 - one markdown table format for every benchmark
+import embedtool  # sets passive OpenMP waiting before torch loads, so neither runtime's idle threads spin
+from bench_lookup import print_row  # one markdown table format for every benchmark
 
 VOCAB = 400_000
 DIMS = (100, 300)

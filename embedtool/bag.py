@@ -3,9 +3,8 @@
 The public wrapper validates and prepares (``core``), the underscored kernels do the work in one pass over the
 entries: padding is skipped, max_norm reads rows from the small table of rows scaled once each
 (``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
-float16/float32 tables (as torch does) and in float64 for float64 tables; plain sums add eight rows per pass over
-the accumulator, which keeps the loads side by side. Each mode's task kernel is written out in full (see the
-comment above ``_sum_task``).
+float16/float32 tables (as torch does) and in float64 for float64 tables, entry by entry in order, in an accumulator
+held in vector registers: the sum kernel is compiled once per table width (``_sum_pool``), as fbgemm's are.
 
 Work is balanced by entries, not by bags: ``_plan`` cuts the bags into tasks of about equal work, and a bag with
 more entries than a task is split across several tasks that reduce into partial rows; ``_combine`` then folds each
@@ -17,6 +16,7 @@ float16); their float32 results are rounded to float16 once, by NumPy.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -26,6 +26,7 @@ from numba.core import types
 from numba.extending import overload
 
 from . import core
+from .codegen import prefetch, stack_array, wide_vectors
 from .lookup import index_min_max, renormed_rows
 
 _SUM, _MEAN, _MAX = range(3)
@@ -34,24 +35,26 @@ _SUM, _MEAN, _MAX = range(3)
 _MIN_TASK = 4096
 #: Tasks per thread: tasks are cut at bag boundaries, so more, smaller ones even out the threads' shares.
 _TASKS_PER_THREAD = 8
-#: Rows added to the accumulator at once (the sum in ``_sum_task`` is written out for 8): one pass over the
-#: accumulator per group instead of per row, the group's loads side by side. It changes the order of the additions,
-#: within the tolerance of SEMANTICS.md.
-_GROUP = 8
+#: The largest accumulator kept in vector registers: 24 of AVX-512's 32 (a 384-wide float32 row). Wider tables are
+#: summed in column blocks of this size.
+_BLOCK_BYTES = 1536
+#: The sum kernel asks for the row this many entries ahead: rows of a large table come from memory, and waiting
+#: for each in turn would leave the additions idle (fbgemm looks 16 ahead too).
+_AHEAD = 16
 
 #: float16 bits -> exact float32 value.
 _HALF = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
 
 
-def _value(table, lut, r, j):
-    """``table[r, j]``; float16 tables come as uint16 bits and are decoded through ``lut``. For kernels only."""
+def _value(table, lut, index):
+    """``table[index]``; float16 tables come as uint16 bits and are decoded through ``lut``. For kernels only."""
 
 
 @overload(_value, inline="always")
-def _value_impl(table, lut, r, j):
+def _value_impl(table, lut, index):
     if table.dtype == types.uint16:
-        return lambda table, lut, r, j: lut[table[r, j]]
-    return lambda table, lut, r, j: table[r, j]
+        return lambda table, lut, index: lut[table[index]]
+    return lambda table, lut, index: table[index]
 
 
 @njit(cache=True, nogil=True)
@@ -97,78 +100,75 @@ def _plan(bounds, ntasks):
     return tasks[:ntask], huge[:nhuge]
 
 
-# The two task kernels are written out in full on purpose: numba counts references, atomically, to every array it
-# hands to an inlined helper that has loops, and such counts on arrays all threads share cost more than the sums.
+@functools.cache
+def _sum_pool(width: int):
+    """The parallel sum/mean kernel for column blocks of ``width`` (compiled once per width, cached on disk).
 
-
-@njit(nogil=True)
-def _sum_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, mean, out, partial, counts):
-    """Sum (or average) the bags ``lo:hi`` into ``out``, or entries ``lo:hi`` into partial row ``piece``.
-
-    ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row) empty without max_norm. Rows
-    that are neither weighted nor scaled wait in ``rows`` and are added ``_GROUP`` at a time; when no entry can be
-    padding, weighted or scaled, whole groups are taken straight from the input.
+    Runs the tasks of ``_plan`` (each writes its own bags or partial row: race-free). For each bag and each column
+    block (``starts``) the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector
+    registers: a row costs one load and one addition per vector, and its first cache line was requested
+    ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample
+    weights, ``slot`` (per table row) empty without max_norm; without both, rows are added as they are.
     """
-    dim = out.shape[1]
-    acc = np.empty(dim, out.dtype)
-    rows = np.empty(_GROUP, np.int64)
-    fast = pad < 0 and psw.shape[0] == 0 and slot.shape[0] == 0
-    for i in range(1 if piece >= 0 else hi - lo):
-        start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
-        for j in range(dim):
-            acc[j] = 0
-        count = waiting = 0
-        k = start
-        while k < stop:
-            if fast and waiting == 0 and k + _GROUP <= stop:  # nothing to skip or weigh: take a whole group
-                for m in range(_GROUP):
-                    rows[m] = flat[k + m]
-                k += _GROUP
-                count += _GROUP
-                waiting = _GROUP
-            else:
-                r = flat[k]
-                k += 1
-                if r == pad:
-                    continue
-                count += 1
-                s = slot[r] if slot.shape[0] > 0 else -1
-                if psw.shape[0] > 0 or s >= 0:
-                    w = psw[k - 1] if psw.shape[0] > 0 else psw.dtype.type(1)
-                    if s < 0:
-                        for j in range(dim):
-                            acc[j] += w * _value(table, lut, r, j)
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def pool(flat, bounds, tasks, starts, table, lut, pad, psw, slot, scaled, mean, out, partial, counts):
+        weighted = psw.shape[0] > 0 or slot.shape[0] > 0
+        for t in prange(tasks.shape[0]):
+            wide_vectors()
+            acc = stack_array(width, out)
+            lo, hi, piece = tasks[t, 0], tasks[t, 1], tasks[t, 2]
+            for i in range(1 if piece >= 0 else hi - lo):
+                start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
+                for c in range(starts.shape[0]):
+                    c0 = starts[c]
+                    for j in range(width):
+                        acc[j] = 0
+                    count = 0
+                    for k in range(start, stop):
+                        if k + _AHEAD < flat.shape[0]:
+                            prefetch(table, (flat[k + _AHEAD], c0))
+                        r = flat[k]
+                        if r == pad:
+                            continue
+                        count += 1
+                        if not weighted:
+                            for j in range(width):
+                                acc[j] += _value(table, lut, (r, c0 + np.uint64(j)))
+                            continue
+                        w = psw[k] if psw.shape[0] > 0 else psw.dtype.type(1)
+                        s = slot[r] if slot.shape[0] > 0 else -1
+                        if s < 0:
+                            for j in range(width):
+                                acc[j] += w * _value(table, lut, (r, c0 + np.uint64(j)))
+                        else:
+                            for j in range(width):
+                                acc[j] += w * _value(scaled, lut, (s, c0 + np.uint64(j)))
+                    if piece >= 0:
+                        counts[piece] = count
+                        for j in range(width):
+                            partial[piece, c0 + j] = acc[j]
                     else:
-                        for j in range(dim):
-                            acc[j] += w * _value(scaled, lut, s, j)
-                    continue
-                rows[waiting] = r
-                waiting += 1
-            if waiting == _GROUP:
-                waiting = 0
-                r0, r1, r2, r3, r4, r5, r6, r7 = rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7]
-                for j in range(dim):
-                    acc[j] += (
-                        (_value(table, lut, r0, j) + _value(table, lut, r1, j))
-                        + (_value(table, lut, r2, j) + _value(table, lut, r3, j))
-                    ) + (
-                        (_value(table, lut, r4, j) + _value(table, lut, r5, j))
-                        + (_value(table, lut, r6, j) + _value(table, lut, r7, j))
-                    )
-        for m in range(waiting):
-            r = rows[m]  # read once: inside the loop it could alias acc, and the loop would not be vectorised
-            for j in range(dim):
-                acc[j] += _value(table, lut, r, j)
-        if piece >= 0:
-            counts[piece] = count
-            for j in range(dim):
-                partial[piece, j] = acc[j]
-        else:
-            if mean and count > 1:
-                for j in range(dim):
-                    acc[j] /= count
-            for j in range(dim):
-                out[lo + i, j] = acc[j]
+                        if mean and count > 1:
+                            for j in range(width):
+                                acc[j] /= count
+                        for j in range(width):
+                            out[lo + i, c0 + j] = acc[j]
+
+    return pool
+
+
+def _column_blocks(dim: int, itemsize: int) -> tuple[int, np.ndarray]:
+    """The block width and starts covering ``dim`` columns: one block when its accumulator fits in registers.
+
+    Wider tables are cut into blocks of ``_BLOCK_BYTES``, the last one shifted back to end at the edge (its columns
+    overlapping the one before are summed twice, in the same order, so they come out the same).
+    """
+    width = min(dim, _BLOCK_BYTES // itemsize)
+    starts = list(range(0, dim - width + 1, width))
+    if starts[-1] + width < dim:
+        starts.append(dim - width)
+    return width, np.array(starts, np.uint64)
 
 
 @njit(nogil=True)
@@ -194,12 +194,12 @@ def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, p
             first = piece < 0 and count == 1
             if s < 0:
                 for j in range(dim):
-                    v = _value(table, lut, r, j)
+                    v = _value(table, lut, (r, j))
                     if first or v > acc[j]:
                         acc[j] = v
             else:
                 for j in range(dim):
-                    v = _value(scaled, lut, s, j)
+                    v = _value(scaled, lut, (s, j))
                     if first or v > acc[j]:
                         acc[j] = v
         if piece >= 0:
@@ -212,15 +212,11 @@ def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, p
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _pool(flat, bounds, tasks, table, lut, pad, psw, slot, scaled, mode, out, partial, counts):
-    """Run the tasks of ``_plan`` in parallel (each writes its own bags or partial row: race-free)."""
+def _max_pool(flat, bounds, tasks, table, lut, pad, slot, scaled, out, partial, counts):
+    """Run the tasks of ``_plan`` in max mode (each writes its own bags or partial row: race-free)."""
     for t in prange(tasks.shape[0]):
-        lo, hi, piece = tasks[t, 0], tasks[t, 1], tasks[t, 2]
-        if mode == _MAX:
-            _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, partial, counts)
-        else:
-            mean = mode == _MEAN
-            _sum_task(flat, bounds, lo, hi, piece, table, lut, pad, psw, slot, scaled, mean, out, partial, counts)
+        _max_task(flat, bounds, tasks[t, 0], tasks[t, 1], tasks[t, 2], table, lut, pad, slot, scaled, out, partial,
+                  counts)
 
 
 @njit(cache=True, nogil=True)
@@ -242,7 +238,7 @@ def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, c
                 elif partial[p, j] > v:
                     v = partial[p, j]
             if mode == _MAX:
-                x = _value(table, lut, r, j) if s < 0 else _value(scaled, lut, s, j)
+                x = _value(table, lut, (r, j)) if s < 0 else _value(scaled, lut, (s, j))
                 v = x if x != x else v
             out[b, j] = 0 if n == 0 else v / n if mode == _MEAN else v
 
@@ -303,7 +299,7 @@ def embedding_bag(
     Notes
     -----
     Sums and means accumulate in float32 for float16 and float32 tables, as torch does, and in float64 for float64
-    tables; rows are added eight at a time, so the order differs from torch's within SEMANTICS.md's tolerance.
+    tables, entry by entry in order, as torch does (a bag split across threads adds its pieces' sums at the end).
     In max mode a later entry wins only if strictly greater, so the result is bit-identical to a sequential loop
     (a NaN in a bag's first row stays, later NaNs are ignored, as in torch). Indices are used as int64 (others are
     converted, one compiled kernel serves all); a bag longer than a thread's share of the work is split across
@@ -352,7 +348,12 @@ def embedding_bag(
     npieces = int(huge[-1, 2]) if huge.shape[0] else 0
     partial, counts = np.empty((npieces, dim), sums.dtype), np.empty(npieces, np.int64)
     code = core.BAG_MODES.index(mode)
-    _pool(flat, bounds, tasks, table, _HALF, pad, psw, slot, scaled, code, sums, partial, counts)
+    if mode == "max":
+        _max_pool(flat, bounds, tasks, table, _HALF, pad, slot, scaled, sums, partial, counts)
+    else:
+        width, starts = _column_blocks(dim, sums.itemsize)
+        _sum_pool(width)(flat, bounds, tasks, starts, table, _HALF, pad, psw, slot, scaled, mode == "mean", sums,
+                         partial, counts)
     if npieces:
         _combine(flat, bounds, huge, table, _HALF, pad, slot, scaled, code, partial, counts, sums)
     if sums is not result:

@@ -18,26 +18,32 @@ from numba import njit, prange
 from . import core
 
 _SCAN_CHUNK = 1 << 16
+#: Below this many indices one thread scans them faster than waking the others (about 40 us).
+_PARALLEL_SCAN = 1 << 20
+
+
+@njit(cache=True, nogil=True)
+def _span(flat, start, stop):
+    """Smallest and largest of ``flat[start:stop]`` (as int64: uint64 values >= 2**63 come out negative, hence
+    invalid)."""
+    lo = np.int64(flat[start])
+    hi = lo
+    for i in range(start + 1, stop):
+        v = np.int64(flat[i])
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _min_max(flat):
-    """Smallest and largest index (as int64: uint64 values >= 2**63 come out negative, hence invalid)."""
+    """``_span`` of all of ``flat``, one chunk per task."""
     n = flat.shape[0]
     nchunks = (n + _SCAN_CHUNK - 1) // _SCAN_CHUNK
     los = np.empty(nchunks, np.int64)
     his = np.empty(nchunks, np.int64)
     for c in prange(nchunks):
-        start = c * _SCAN_CHUNK
-        stop = min(n, start + _SCAN_CHUNK)
-        lo = np.int64(flat[start])
-        hi = lo
-        for i in range(start + 1, stop):
-            v = np.int64(flat[i])
-            lo = min(lo, v)
-            hi = max(hi, v)
-        los[c] = lo
-        his[c] = hi
+        los[c], his[c] = _span(flat, c * _SCAN_CHUNK, min(n, (c + 1) * _SCAN_CHUNK))
     return los.min(), his.max()
 
 
@@ -149,8 +155,8 @@ def _row_norms(matrix, rows, p):
 
 
 def index_min_max(flat: np.ndarray) -> tuple[int, int]:
-    """The parallel index scan, for ``core.as_indices``."""
-    return _min_max(flat)
+    """The index scan for ``core.as_indices``: parallel for large inputs, where it pays for waking the threads."""
+    return _min_max(flat) if flat.shape[0] >= _PARALLEL_SCAN else _span(flat, 0, flat.shape[0])
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None, device=None):

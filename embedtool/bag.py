@@ -147,13 +147,13 @@ def _sum_pool(width: int):
                     if piece >= 0:
                         counts[piece] = count
                         for j in range(width):
-                            partial[piece, c0 + j] = acc[j]
+                            partial[piece, c0 + np.uint64(j)] = acc[j]
                     else:
                         if mean and count > 1:
                             for j in range(width):
                                 acc[j] /= count
                         for j in range(width):
-                            out[lo + i, c0 + j] = acc[j]
+                            out[lo + i, c0 + np.uint64(j)] = acc[j]
 
     return pool
 

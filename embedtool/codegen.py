@@ -1,6 +1,7 @@
 """Code-generation helpers for the CPU kernels that numba does not offer itself.
 
-- ``stack_array(size, like)``: a 1-D array of a compile-time ``size`` on the stack, with ``like``'s dtype. A kernel
+- ``stack_array(size, like)``: a 1-D array of a compile-time ``size`` on the stack, of ``like``'s dtype (``like`` is
+  an array or a number). A kernel
   compiled for one table width (``bag._sum_pool``) keeps its accumulator in such an array; its size being a constant,
   LLVM holds it in vector registers for the whole bag, as fbgemm's generated kernels do.
 - ``wide_vectors()``: lets LLVM vectorise the calling function with 512-bit registers. On AVX-512 CPUs LLVM prefers
@@ -21,14 +22,15 @@ from numba.np.arrayobj import populate_array
 
 @intrinsic
 def stack_array(typingctx, size, like):
-    """A C-contiguous 1-D array of ``size`` (an integer known at compile time) elements of ``like.dtype``."""
-    if not isinstance(size, types.IntegerLiteral) or not isinstance(like, types.Array):
+    """A C-contiguous 1-D array of ``size`` (an integer known at compile time) elements of ``like``'s dtype."""
+    if not isinstance(size, types.IntegerLiteral) or not isinstance(like, (types.Array, types.Number)):
         return None
     length = size.literal_value
-    array_type = types.Array(like.dtype, 1, "C")
+    dtype = like.dtype if isinstance(like, types.Array) else like
+    array_type = types.Array(dtype, 1, "C")
 
     def codegen(context, builder, signature, args):
-        element = context.get_data_type(like.dtype)
+        element = context.get_data_type(dtype)
         intp = context.get_value_type(types.intp)
         data = cgutils.alloca_once(builder, element, size=ir.Constant(intp, length))
         itemsize = context.get_abi_sizeof(element)

@@ -2,10 +2,9 @@
 
 The public wrapper validates and prepares (``core``), the underscored kernels do the work. Kernels copy rows as
 unsigned-integer bits of the weight's width, so float16/32/64 share one compiled gather per width and the copy is
-bit-exact. max_norm is fused into the one pass over the output: the norm of each distinct looked-up row is computed
-once, before the gather, giving a per-row scale that the gather applies as it copies (float32/float64); for float16,
-which numba cannot compute with, NumPy scales those rows once and the gather copies either the weight row or its
-scaled copy.
+bit-exact. max_norm is fused into the one pass over the output (float32/float64): the first position that looks a
+row up computes its norm and scale, which the gather applies as it copies; for float16, which numba cannot compute
+with, NumPy scales the distinct looked-up rows once and the gather copies either the weight row or its scaled copy.
 """
 
 from __future__ import annotations
@@ -16,10 +15,16 @@ import numpy as np
 from numba import njit, prange
 
 from . import core
+from .codegen import prefetch, stack_array, wide_vectors
 
 _SCAN_CHUNK = 1 << 16
 #: Below this many indices one thread scans them faster than waking the others (about 40 us).
 _PARALLEL_SCAN = 1 << 20
+#: Partial sums of a row norm (float64): 16 fill two 512-bit registers.
+_LANES = 16
+#: ``_gather_max_norm`` requests the row this many positions ahead: it cannot copy a row before its norm is known, so
+#: without the request each new row's wait for memory would stall the copy (2x on a 2M-row table).
+_AHEAD = 8
 
 
 @njit(cache=True, nogil=True)
@@ -90,67 +95,83 @@ def _mark_rows(flat, padding_idx, mark):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _gather_scaled(flat, weight, padding_idx, scale, out):
-    """``out[i] = weight[r] * scale[r]`` for float32/float64 (``scale[r] == 1`` keeps a row bit-exact)."""
+def _gather_max_norm(flat, weight, padding_idx, max_norm, p, scale, out):
+    """``_gather`` with max_norm for float32/float64: ``out[i] = weight[r] * scale[r]``.
+
+    ``scale`` (per table row, the weight's dtype) starts as NaN, "not known yet": the first position that looks a row
+    up computes its norm and scale, which the row's later positions reuse, so each distinct row is read for its norm
+    once, just before it is copied. Two threads meeting a new row at once both compute it and store the same value.
+    A scale of 1 leaves a row bit-exact. The row ``_AHEAD`` positions on, and its scale, are requested from memory.
+    """
     dim = weight.shape[1]
-    for i in prange(flat.shape[0]):
+    line = 64 // weight.itemsize  # elements per cache line
+    one = scale.dtype.type(1)
+    n = flat.shape[0]
+    for i in prange(n):
+        wide_vectors()
+        if i + _AHEAD < n:
+            ahead = np.int64(flat[i + _AHEAD])
+            prefetch(scale, ahead)
+            for j in range(0, dim, line):
+                prefetch(weight, (ahead, j))
         r = np.int64(flat[i])
         if r == padding_idx:
             for j in range(dim):
                 out[i, j] = 0
-        else:
-            s = scale[r]
-            for j in range(dim):
-                out[i, j] = weight[r, j] * s
+            continue
+        s = scale[r]
+        if s != s:
+            norm = np.float64(scale.dtype.type(_norm(weight[r], p)))  # torch compares the norm in the weight's dtype
+            s = scale.dtype.type(max_norm / (norm + 1e-7)) if norm > max_norm else one
+            scale[r] = s
+        for j in range(dim):
+            out[i, j] = weight[r, j] * s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _norm(row, p):
+    """``vector_norm(row, p)`` of a float32/float64 row, accumulated in float64.
+
+    p=2 and p=1 keep ``_LANES`` partial sums side by side, so the loop vectorises (the compiler may not reorder one
+    float sum) and is not bound by the latency of one addition chain.
+    """
+    dim = row.shape[0]
+    if p == 2.0 or p == 1.0:
+        part = stack_array(_LANES, 0.0)
+        for lane in range(_LANES):
+            part[lane] = 0.0
+        full = dim - dim % _LANES
+        for j in range(0, full, _LANES):
+            for lane in range(_LANES):
+                x = np.float64(row[j + lane])
+                part[lane] += x * x if p == 2.0 else abs(x)
+        for j in range(full, dim):
+            x = np.float64(row[j])
+            part[0] += x * x if p == 2.0 else abs(x)
+        acc = part.sum()
+        return math.sqrt(acc) if p == 2.0 else acc
+    if p == math.inf:
+        acc = 0.0
+        for j in range(dim):
+            acc = max(acc, abs(np.float64(row[j])))
+        return acc
+    if p == -math.inf:
+        acc = math.inf
+        for j in range(dim):
+            acc = min(acc, abs(np.float64(row[j])))
+        return acc
+    acc = 0.0
+    for j in range(dim):
+        acc += abs(np.float64(row[j])) ** p
+    return acc ** (1.0 / p)
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _row_norms(matrix, rows, p):
-    """``vector_norm(matrix[r], p)`` for each r in ``rows`` (float32/float64 matrix), accumulated in float64.
-
-    p=2 and p=1 keep four partial sums so the loop is not bound by the latency of one addition chain.
-    """
-    dim = matrix.shape[1]
+    """``_norm(matrix[r], p)`` for each r in ``rows``."""
     norms = np.empty(rows.shape[0], np.float64)
     for k in prange(rows.shape[0]):
-        r = rows[k]
-        if p == 2.0 or p == 1.0:
-            a0 = a1 = a2 = a3 = 0.0
-            j = 0
-            while j + 4 <= dim:
-                x0, x1 = np.float64(matrix[r, j]), np.float64(matrix[r, j + 1])
-                x2, x3 = np.float64(matrix[r, j + 2]), np.float64(matrix[r, j + 3])
-                if p == 2.0:
-                    a0 += x0 * x0
-                    a1 += x1 * x1
-                    a2 += x2 * x2
-                    a3 += x3 * x3
-                else:
-                    a0 += abs(x0)
-                    a1 += abs(x1)
-                    a2 += abs(x2)
-                    a3 += abs(x3)
-                j += 4
-            for jj in range(j, dim):
-                x = np.float64(matrix[r, jj])
-                a0 += x * x if p == 2.0 else abs(x)
-            acc = (a0 + a1) + (a2 + a3)
-            norms[k] = math.sqrt(acc) if p == 2.0 else acc
-        elif p == math.inf:
-            acc = 0.0
-            for j in range(dim):
-                acc = max(acc, abs(np.float64(matrix[r, j])))
-            norms[k] = acc
-        elif p == -math.inf:
-            acc = math.inf
-            for j in range(dim):
-                acc = min(acc, abs(np.float64(matrix[r, j])))
-            norms[k] = acc
-        else:
-            acc = 0.0
-            for j in range(dim):
-                acc += abs(np.float64(matrix[r, j])) ** p
-            norms[k] = acc ** (1.0 / p)
+        norms[k] = _norm(matrix[rows[k]], p)
     return norms
 
 
@@ -213,8 +234,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
     if max_norm is None:
         _gather(flat, weight.view(bits), pad, out2d)
     elif weight.dtype in (np.float32, np.float64):
-        scale = row_scales(flat, weight, pad, max_norm, norm_type)
-        _gather_scaled(flat, weight, pad, scale, result.reshape(flat.shape[0], dim))
+        scale = np.full(num_embeddings, np.nan, weight.dtype)
+        _gather_max_norm(flat, weight, pad, max_norm, norm_type, scale, result.reshape(flat.shape[0], dim))
     else:  # float16 or non-native byte order: numba cannot compute with these, NumPy scales the rows
         slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
         _gather_renormed(flat, weight.view(bits), pad, slot, scaled.view(bits), out2d)
@@ -234,15 +255,6 @@ def _exceeding(norms: np.ndarray, dtype, max_norm: float):
         norms = norms.astype(dtype).astype(np.float64)
     exceed = norms > max_norm
     return exceed, (max_norm / (norms[exceed] + 1e-7)).astype(dtype)
-
-
-def row_scales(flat, weight, pad, max_norm, norm_type) -> np.ndarray:
-    """Per table row, the factor max_norm applies (1 where the row is left alone); norms once per distinct row."""
-    rows = _looked_up_rows(flat, weight.shape[0], pad)
-    exceed, factors = _exceeding(_row_norms(weight, rows, norm_type), weight.dtype, max_norm)
-    scale = np.ones(weight.shape[0], weight.dtype)
-    scale[rows[exceed]] = factors
-    return scale
 
 
 def renormed_rows(flat, weight, pad, max_norm, norm_type):

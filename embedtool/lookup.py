@@ -25,6 +25,8 @@ _LANES = 16
 #: ``_gather_max_norm`` requests the row this many positions ahead: it cannot copy a row before its norm is known, so
 #: without the request each new row's wait for memory would stall the copy (2x on a 2M-row table).
 _AHEAD = 8
+#: Tables smaller than this stay in cache: requesting their rows ahead only adds work.
+_PREFETCH_TABLE = 1 << 26
 
 
 @njit(cache=True, nogil=True)
@@ -95,7 +97,7 @@ def _mark_rows(flat, padding_idx, mark):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _gather_max_norm(flat, weight, padding_idx, max_norm, p, scale, out):
+def _gather_max_norm(flat, weight, padding_idx, max_norm, p, scale, ahead, out):
     """``_gather`` with max_norm for float32/float64: ``out[i] = weight[r] * scale[r]``.
 
     ``scale`` (per table row, the weight's dtype) starts as NaN, "not known yet": the first position that looks a row
@@ -109,11 +111,11 @@ def _gather_max_norm(flat, weight, padding_idx, max_norm, p, scale, out):
     n = flat.shape[0]
     for i in prange(n):
         wide_vectors()
-        if i + _AHEAD < n:
-            ahead = np.int64(flat[i + _AHEAD])
-            prefetch(scale, ahead)
+        if ahead > 0 and i + ahead < n:
+            coming = np.int64(flat[i + ahead])
+            prefetch(scale, coming)
             for j in range(0, dim, line):
-                prefetch(weight, (ahead, j))
+                prefetch(weight, (coming, j))
         r = np.int64(flat[i])
         if r == padding_idx:
             for j in range(dim):
@@ -235,7 +237,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
         _gather(flat, weight.view(bits), pad, out2d)
     elif weight.dtype in (np.float32, np.float64):
         scale = np.full(num_embeddings, np.nan, weight.dtype)
-        _gather_max_norm(flat, weight, pad, max_norm, norm_type, scale, result.reshape(flat.shape[0], dim))
+        ahead = _AHEAD if weight.nbytes >= _PREFETCH_TABLE else 0
+        _gather_max_norm(flat, weight, pad, max_norm, norm_type, scale, ahead, result.reshape(flat.shape[0], dim))
     else:  # float16 or non-native byte order: numba cannot compute with these, NumPy scales the rows
         slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
         _gather_renormed(flat, weight.view(bits), pad, slot, scaled.view(bits), out2d)

@@ -103,7 +103,8 @@ def _gather_max_norm(flat, weight, padding_idx, max_norm, p, scale, ahead, out):
     ``scale`` (per table row, the weight's dtype) starts as NaN, "not known yet": the first position that looks a row
     up computes its norm and scale, which the row's later positions reuse, so each distinct row is read for its norm
     once, just before it is copied. Two threads meeting a new row at once both compute it and store the same value.
-    A scale of 1 leaves a row bit-exact. The row ``_AHEAD`` positions on, and its scale, are requested from memory.
+    A scale of 1 leaves a row bit-exact. With ``ahead`` > 0 (large tables), the row that many positions on and its
+    scale are requested from memory first.
     """
     dim = weight.shape[1]
     line = 64 // weight.itemsize  # elements per cache line

@@ -33,10 +33,12 @@ _PREFETCH_TABLE = 1 << 26
 def _span(flat, start, stop):
     """Smallest and largest of ``flat[start:stop]`` (as int64: uint64 values >= 2**63 come out negative, hence
     invalid)."""
-    lo = np.int64(flat[start])
+    wide_vectors()
+    part = flat[start:stop]  # indexed from 0 up: no negative-index check per element, so the loop vectorises
+    lo = np.int64(part[0])
     hi = lo
-    for i in range(start + 1, stop):
-        v = np.int64(flat[i])
+    for i in range(1, part.shape[0]):
+        v = np.int64(part[i])
         lo = min(lo, v)
         hi = max(hi, v)
     return lo, hi

@@ -15,13 +15,11 @@ import numpy as np
 from numba import njit, prange
 
 from . import core
-from .codegen import prefetch, stack_array, store_fence, stream_line, stream_scaled_line, wide_vectors
+from .codegen import prefetch, store_fence, stream_line, stream_scaled_line, wide_vectors
 
 _SCAN_CHUNK = 1 << 16
 #: Below this many indices one thread scans them faster than waking the others (about 40 us).
 _PARALLEL_SCAN = 1 << 20
-#: Partial sums of a row norm (float64): 16 fill two 512-bit registers.
-_LANES = 16
 #: ``_gather_max_norm`` requests the row this many positions ahead: it cannot copy a row before its norm is known, so
 #: without the request each new row's wait for memory would stall the copy (2x on a 2M-row table).
 _AHEAD = 8
@@ -185,28 +183,24 @@ def _gather_max_norm(flat, weight, padding_idx, max_norm, p, scale, ahead, misal
             store_fence()
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _norm(row, p):
     """``vector_norm(row, p)`` of a float32/float64 row, accumulated in float64.
 
-    p=2 and p=1 keep ``_LANES`` partial sums side by side, so the loop vectorises (the compiler may not reorder one
-    float sum) and is not bound by the latency of one addition chain.
+    The sums may be reordered (``reassoc``), so they vectorise; NaN and inf keep their meaning.
     """
     dim = row.shape[0]
-    if p == 2.0 or p == 1.0:
-        part = stack_array(_LANES, 0.0)
-        for lane in range(_LANES):
-            part[lane] = 0.0
-        full = dim - dim % _LANES
-        for j in range(0, full, _LANES):
-            for lane in range(_LANES):
-                x = np.float64(row[j + lane])
-                part[lane] += x * x if p == 2.0 else abs(x)
-        for j in range(full, dim):
+    if p == 2.0:
+        acc = 0.0
+        for j in range(dim):
             x = np.float64(row[j])
-            part[0] += x * x if p == 2.0 else abs(x)
-        acc = part.sum()
-        return math.sqrt(acc) if p == 2.0 else acc
+            acc += x * x
+        return math.sqrt(acc)
+    if p == 1.0:
+        acc = 0.0
+        for j in range(dim):
+            acc += abs(np.float64(row[j]))
+        return acc
     if p == math.inf:
         acc = 0.0
         for j in range(dim):
@@ -228,6 +222,7 @@ def _row_norms(matrix, rows, p):
     """``_norm(matrix[r], p)`` for each r in ``rows``."""
     norms = np.empty(rows.shape[0], np.float64)
     for k in prange(rows.shape[0]):
+        wide_vectors()
         norms[k] = _norm(matrix[rows[k]], p)
     return norms
 

@@ -10,11 +10,15 @@ the median time is kept. Printed as ratios, because these machines are shared an
 
     python benchmarks/bench_lookup.py            # the full grid
     python benchmarks/bench_lookup.py --quick    # n / 10, three runs
+
+A grid point whose arrays would not fit in memory is skipped with a note (30,522 x 384 with n=8M needs about
+46 GiB: four outputs of 12 GB).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -99,8 +103,15 @@ def main() -> None:
         torch = None
     rng = np.random.default_rng(0)
     rows = []
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for vocab, dim, n in GRID:
         n = n // 10 if args.quick else n
+        # the output, the copy's source, and the two methods that allocate their own output, plus the table
+        needed = 4 * n * dim * 4 + vocab * dim * 4
+        if needed > 0.8 * memory:
+            print(f"skipped {vocab:,} x {dim}, n={n:,}: needs about {needed / 2**30:.0f} GiB, this machine has "
+                  f"{memory / 2**30:.0f} GiB", flush=True)
+            continue
         for dist in ("uniform", "zipf"):
             rows.append(bench_case(vocab, dim, n, dist, runs, rng, torch))
             print_row(rows[-1], header=len(rows) == 1)

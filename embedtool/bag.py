@@ -107,8 +107,9 @@ def _sum_pool(width: int):
     Runs the tasks of ``_plan`` (each writes its own bags or partial row: race-free). For each bag and each column
     block (``starts``) the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector
     registers: a row costs one load and one addition per vector, and its first cache line was requested
-    ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample
-    weights, ``slot`` (per table row) empty without max_norm; without both, rows are added as they are.
+    ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row)
+    empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so numba adds no
+    negative-index check per element and the loops vectorise.
     """
 
     @njit(parallel=True, cache=True, nogil=True)

@@ -209,6 +209,24 @@ def test_one_huge_bag_among_small_ones(mode, dtype):
     check(bag(indices, weight, np.cumsum(lengths) - lengths, mode, psw, padding_idx=7))
 
 
+@pytest.mark.parametrize("mode, weighted, max_norm", [("sum", False, None), ("sum", True, None), ("mean", False, 2.0)])
+@pytest.mark.parametrize("dtype, dim", [(np.float32, 1000), (np.float64, 200), (np.float16, 397)])
+def test_wide_tables_are_summed_in_column_blocks(mode, weighted, max_norm, dtype, dim):
+    """Rows wider than the register accumulator go in blocks, the last shifted back to overlap: every column right,
+    in whole bags and in a huge bag split across threads."""
+    from embedtool.bag import _column_blocks
+
+    width, starts = _column_blocks(dim, 8 if dtype == np.float64 else 4)
+    assert width < dim and starts[-1] + width == dim and np.all(np.diff(starts) <= width)
+    rng = np.random.default_rng(dim)
+    weight = rng.standard_normal((50, dim)).astype(dtype)
+    lengths = rng.integers(0, 9, size=60)
+    lengths[20] = 12_000
+    indices = rng.integers(0, 50, size=lengths.sum())
+    psw = rng.standard_normal(indices.size).astype(dtype) if weighted else None
+    check(bag(indices, weight, np.cumsum(lengths) - lengths, mode, psw, padding_idx=4, max_norm=max_norm))
+
+
 @pytest.mark.parametrize("huge", [False, True])
 def test_max_keeps_a_nan_of_the_first_row_and_ignores_later_ones(huge):
     weight = np.array([[np.nan, 1.0], [5.0, np.nan], [2.0, 3.0]], np.float32)

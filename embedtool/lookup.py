@@ -25,8 +25,8 @@ _PARALLEL_SCAN = 1 << 20
 _AHEAD = 8
 #: Tables smaller than this stay in cache: requesting their rows ahead only adds work.
 _PREFETCH_TABLE = 1 << 26
-#: Outputs from this size on are written past the cache (``_gather_streaming``); glibc's memcpy, hence NumPy's copy,
-#: switches at 3/4 of the last-level cache, which is larger than most outputs a pipeline batch makes.
+#: Outputs from this size on are written past the cache (``_gather_streaming``). A pipeline batch (about 32 MB) stays
+#: below it, so the writer reads it back from cache; glibc's memcpy makes the same switch at 3/4 of the last level.
 _STREAM_OUTPUT = 1 << 27
 #: ... and only when rows have this many bytes: shorter rows are mostly partial lines, where streaming loses (a
 #: 400-byte row: 0.6x to 1.0x the normal gather; 1,200 bytes: 1.4x).
@@ -78,6 +78,13 @@ def _gather(flat, weight, padding_idx, out):
                 out[i, j] = weight[r, j]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _before_whole_line(misalign, i, row_bytes, itemsize, dim):
+    """How many elements of output row ``i`` come before its first whole 64-byte line (``misalign``: the output's
+    address modulo 64)."""
+    return min(dim, (64 - (misalign + i * row_bytes) % 64) % 64 // itemsize)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _gather_streaming(flat, weight, padding_idx, misalign, out):
     """``_gather`` for outputs too large for the cache: each row's whole 64-byte lines are written with non-temporal
@@ -93,7 +100,7 @@ def _gather_streaming(flat, weight, padding_idx, misalign, out):
                 for j in range(dim):
                     out[i, j] = 0
                 continue
-            head = min(dim, (64 - (misalign + i * row_bytes) % 64) % 64 // out.itemsize)
+            head = _before_whole_line(misalign, i, row_bytes, out.itemsize, dim)
             for j in range(head):
                 out[i, j] = weight[r, j]
             j = head
@@ -170,7 +177,7 @@ def _gather_max_norm(flat, weight, padding_idx, max_norm, p, scale, ahead, misal
                 for j in range(dim):
                     out[i, j] = weight[r, j] * s
                 continue
-            head = min(dim, (64 - (misalign + i * row_bytes) % 64) % 64 // out.itemsize)
+            head = _before_whole_line(misalign, i, row_bytes, out.itemsize, dim)
             for j in range(head):
                 out[i, j] = weight[r, j] * s
             j = head

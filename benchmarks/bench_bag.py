@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import numpy as np
 
 import embedtool  # sets passive OpenMP waiting before torch loads, so neither runtime's idle threads spin
-from bench_lookup import print_row  # one markdown table format for every benchmark
+from bench_lookup import print_row, round_robin  # one table format and timing loop for every benchmark
 
 VOCAB = 400_000
 DIMS = (100, 300)
@@ -72,15 +71,9 @@ def methods(weight, ids, offsets, mode, out, torch):
 def bench_case(weight, ids, offsets, mode, runs, torch):
     out = np.empty((offsets.size, weight.shape[1]), weight.dtype)
     fns = methods(weight, ids, offsets, mode, out, torch)
-    times = {name: [] for name in fns}
     results = {name: np.asarray(fn()) for name, fn in fns.items()}  # warm-up: compile, fault in pages
     check_same(results, out, weight, ids, offsets, mode)
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(t) for name, t in times.items()}
+    median = round_robin(fns, runs)
     e = median["embedtool"]
     nan = float("nan")
     return {

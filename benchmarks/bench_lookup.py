@@ -61,20 +61,26 @@ def methods(weight, idx, out, torch):
     return found
 
 
-def bench_case(vocab, dim, n, dist, runs, rng, torch):
-    weight = rng.standard_normal((vocab, dim)).astype(np.float32)
-    idx = make_indices(rng, vocab, n, dist)
-    out = np.empty((n, dim), np.float32)
-    fns = methods(weight, idx, out, torch)
+def round_robin(fns: dict, runs: int) -> dict:
+    """name -> median time of ``runs`` rounds in which every ``fns[name]()`` runs once, in turn (so drifts in the
+    machine's speed hit every method alike). The caller warms them up first."""
     times = {name: [] for name in fns}
-    for name, fn in fns.items():  # warm-up: compile, fault in pages
-        fn()
     for _ in range(runs):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(t) for name, t in times.items()}
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench_case(vocab, dim, n, dist, runs, rng, torch):
+    weight = rng.standard_normal((vocab, dim)).astype(np.float32)
+    idx = make_indices(rng, vocab, n, dist)
+    out = np.empty((n, dim), np.float32)
+    fns = methods(weight, idx, out, torch)
+    for fn in fns.values():  # warm-up: compile, fault in pages
+        fn()
+    median = round_robin(fns, runs)
     e = median["embedtool"]
     row = {
         "grid": f"{vocab:,} x {dim}, n={n:,}",

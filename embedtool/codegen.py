@@ -64,10 +64,7 @@ def prefetch(typingctx, array, index):
         return None
 
     def codegen(context, builder, signature, args):
-        array_type, index_type = signature.args
-        ary = context.make_array(array_type)(context, builder, args[0])
-        indices = cgutils.unpack_tuple(builder, args[1]) if isinstance(index_type, types.BaseTuple) else [args[1]]
-        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, indices, wraparound=False)
+        pointer = _element_pointer(context, builder, *signature.args, *args)
         byte_pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32])
@@ -78,17 +75,18 @@ def prefetch(typingctx, array, index):
     return types.void(array, index), codegen
 
 
+def _element_pointer(context, builder, array_type, index_type, array, index):
+    """``&array[index]``; ``index`` is an integer or a tuple of them, never negative (no wraparound)."""
+    ary = context.make_array(array_type)(context, builder, array)
+    indices = cgutils.unpack_tuple(builder, index) if isinstance(index_type, types.BaseTuple) else [index]
+    return cgutils.get_item_pointer(context, builder, array_type, ary, indices, wraparound=False)
+
+
 def _line_pointers(context, builder, signature, args, element):
     """Pointers to ``&dst[dst_index]`` and ``&src[src_index]`` (the first four arguments), as 64-byte vectors."""
     line = ir.VectorType(element, 64 // context.get_abi_sizeof(element))
-    pointers = []
-    for array_type, array, index_type, index in zip(signature.args[0:4:2], args[0:4:2], signature.args[1:4:2],
-                                                     args[1:4:2]):
-        ary = context.make_array(array_type)(context, builder, array)
-        indices = cgutils.unpack_tuple(builder, index) if isinstance(index_type, types.BaseTuple) else [index]
-        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, indices, wraparound=False)
-        pointers.append(builder.bitcast(pointer, line.as_pointer()))
-    return pointers
+    pointers = [_element_pointer(context, builder, *signature.args[k:k + 2], *args[k:k + 2]) for k in (0, 2)]
+    return [builder.bitcast(pointer, line.as_pointer()) for pointer in pointers]
 
 
 def _store_past_cache(builder, value, pointer):

@@ -14,7 +14,7 @@ warm up (compile, allocate), then --runs times, timed with CUDA events; the medi
 
 Targets: gather >= 80% of the copy bandwidth for D >= 128, and >= 1.0x torch.
 
-    python benchmarks/bench_gpu.py            # the full grid (needs about 50 GB of GPU memory)
+    python benchmarks/bench_gpu.py            # the full grid (needs about 50 GB of GPU memory; 30 s on an H200)
     python benchmarks/bench_gpu.py --quick    # n / 10, a whole run in about two minutes on an H100
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/bench_gpu.py --smoke   # tiny sizes: proves it runs, times meaningless
 """

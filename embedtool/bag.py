@@ -1,7 +1,8 @@
 """``embedding_bag``: the sum, mean or maximum of looked-up rows per bag, on Numba-parallel CPU kernels.
 
-The public wrapper validates and prepares (``core``), the underscored kernels do the work in one pass over the
-entries: padding is skipped, max_norm reads rows from the small table of rows scaled once each
+The public wrapper checks the arguments (``core``), ``_layout`` turns the offsets into checked bag bounds and a work
+plan in one compiled call, and the underscored kernels do the work in one pass over the entries: an index outside
+the table is flagged before its row is read (``core`` then names it), padding is skipped, max_norm reads rows from the small table of rows scaled once each
 (``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
 float16/float32 tables (as torch does) and in float64 for float64 tables, entry by entry in order, in an accumulator
 held in vector registers: the sum kernel is compiled once per table width (``_sum_pool``), as fbgemm's are.
@@ -100,6 +101,25 @@ def _plan(bounds, ntasks):
     return tasks[:ntask], huge[:nhuge]
 
 
+@njit(cache=True, nogil=True)
+def _layout(offsets, n, include_last_offset, ntasks):
+    """``core.bag_bounds`` and ``_plan`` in one compiled call: ``(bounds, tasks, huge)`` for int64 ``offsets`` into
+    ``n`` entries. One call instead of a dozen NumPy operations matters when the caches are cold, as they are after
+    the previous batch. Offsets that break a rule give empty bounds; ``core.bag_bounds`` then says which.
+    """
+    m = offsets.shape[0]
+    bounds = np.empty(m + (not include_last_offset), np.int64)
+    bounds[:m] = offsets
+    bounds[-1] = bounds[-1] if include_last_offset else n
+    ok = m == 0 or (bounds[0] == 0 and bounds[-1] == n)
+    for b in range(1, bounds.shape[0]):
+        ok = ok and bounds[b] >= bounds[b - 1]
+    if not ok:
+        return bounds[:0], np.empty((0, 3), np.int64), np.empty((0, 3), np.int64)
+    tasks, huge = _plan(bounds, ntasks)
+    return bounds, tasks, huge
+
+
 @functools.cache
 def _sum_pool(width: int):
     """The parallel sum/mean kernel for column blocks of ``width`` (compiled once per width, cached on disk).
@@ -109,13 +129,17 @@ def _sum_pool(width: int):
     registers: a row costs one load and one addition per vector, and its first cache line was requested
     ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row)
     empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so numba adds no
-    negative-index check per element and the loops vectorise.
+    negative-index check per element and the loops vectorise. Returns True if an index lies outside the table
+    (its entry is skipped, the output is then garbage).
     """
 
     @njit(parallel=True, cache=True, nogil=True)
     def pool(flat, bounds, tasks, starts, table, lut, pad, psw, slot, scaled, mean, out, partial, counts):
         weighted = psw.shape[0] > 0 or slot.shape[0] > 0
+        nrows = np.uint64(table.shape[0])
+        bad = np.empty(tasks.shape[0], np.bool_)  # np.zeros would be a parallel loop of its own: one more wake-up
         for t in prange(tasks.shape[0]):
+            bad[t] = False
             wide_vectors()
             acc = stack_array(width, out)
             lo, hi, piece = tasks[t, 0], tasks[t, 1], tasks[t, 2]
@@ -130,6 +154,9 @@ def _sum_pool(width: int):
                         if k + _AHEAD < flat.shape[0]:
                             prefetch(table, (flat[k + _AHEAD], c0))
                         r = flat[k]
+                        if np.uint64(r) >= nrows:  # negative ones too
+                            bad[t] = True
+                            continue
                         if r == pad:
                             continue
                         count += 1
@@ -155,10 +182,12 @@ def _sum_pool(width: int):
                                 acc[j] /= count
                         for j in range(width):
                             out[lo + i, c0 + np.uint64(j)] = acc[j]
+        return bad.any()
 
     return pool
 
 
+@functools.cache  # the same few widths every call: no list and array to build each time
 def _column_blocks(dim: int, itemsize: int) -> tuple[int, np.ndarray]:
     """The block width and starts covering ``dim`` columns: one block when its accumulator fits in registers.
 
@@ -178,9 +207,11 @@ def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, p
 
     A later value wins only if strictly greater. A whole bag's first row starts the maximum (so a NaN there stays,
     as in torch); a piece of a bag starts at -inf, so NaNs never win there (``_combine`` puts the first row's back).
+    Returns True if an index lies outside the table (its entry is skipped).
     """
     dim = out.shape[1]
     acc = np.empty(dim, out.dtype)
+    bad = False
     for i in range(1 if piece >= 0 else hi - lo):
         start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
         for j in range(dim):
@@ -188,6 +219,9 @@ def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, p
         count = 0
         for k in range(start, stop):
             r = flat[k]
+            if np.uint64(r) >= table.shape[0]:
+                bad = True
+                continue
             if r == pad:
                 continue
             count += 1
@@ -210,14 +244,18 @@ def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, p
         else:
             for j in range(dim):
                 out[lo + i, j] = acc[j] if count > 0 else 0
+    return bad
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _max_pool(flat, bounds, tasks, table, lut, pad, slot, scaled, out, partial, counts):
-    """Run the tasks of ``_plan`` in max mode (each writes its own bags or partial row: race-free)."""
+    """Run the tasks of ``_plan`` in max mode (each writes its own bags or partial row: race-free); True if an
+    index lies outside the table."""
+    bad = np.empty(tasks.shape[0], np.bool_)
     for t in prange(tasks.shape[0]):
-        _max_task(flat, bounds, tasks[t, 0], tasks[t, 1], tasks[t, 2], table, lut, pad, slot, scaled, out, partial,
-                  counts)
+        bad[t] = _max_task(flat, bounds, tasks[t, 0], tasks[t, 1], tasks[t, 2], table, lut, pad, slot, scaled, out,
+                           partial, counts)
+    return bad.any()
 
 
 @njit(cache=True, nogil=True)
@@ -286,7 +324,8 @@ def embedding_bag(
         The p of the norm: > 0, or inf.
     out : ndarray, optional
         A C-contiguous ``(B, D)`` array of the weight's dtype to write into (reused across batches, it avoids the
-        page faults of a fresh allocation).
+        page faults of a fresh allocation). Indices are checked as the kernels read them, so after a
+        ``BadIndexError`` it holds partial results.
     where : callable, optional
         ``where(flat_position) -> str`` names a bad index's position in the caller's terms (file line, row...).
     device : {None, "auto", "cpu", "cuda"}
@@ -328,14 +367,24 @@ def embedding_bag(
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, norm_type = core.check_max_norm(max_norm, norm_type)
     idx = input if isinstance(input, np.ndarray) else np.asarray(input)
-    bounds = core.bag_bounds(idx.shape, offsets, include_last_offset)
+    offs = core.bag_offsets(idx.shape, offsets, include_last_offset)
+    if offs is None:  # 2-D: each row a bag
+        offs = np.arange(idx.shape[0], dtype=np.int64) * idx.shape[1]
+    ntasks = numba.get_num_threads() * _TASKS_PER_THREAD
+    n = idx.size if idx.ndim == 2 else idx.shape[0]
+    bounds, tasks, huge = _layout(offs.astype(np.int64, copy=False), n, include_last_offset, ntasks)
+    if bounds.shape[0] == 0:  # an offset breaks a rule: core finds which, and raises
+        core.bag_bounds(idx.shape, offsets, include_last_offset)
     accumulate = np.dtype(np.float64 if weight.dtype.itemsize == 8 else np.float32)
     psw = core.sample_weights(per_sample_weights, idx.shape, mode, accumulate)
-    idx = core.as_indices(idx, num_embeddings, index_min_max, where)
+    # Native integers are range-checked by the kernels as they read them; max_norm reads rows first.
+    if max_norm is not None or idx.dtype.kind not in "iu" or not idx.dtype.isnative:
+        idx = core.as_indices(idx, num_embeddings, index_min_max, where)
     if not weight.dtype.isnative:
         weight = weight.astype(weight.dtype.newbyteorder("="))
     result = core.output_array((bounds.shape[0] - 1, dim), weight.dtype, out)
     if result.size == 0:
+        core.as_indices(idx, num_embeddings, index_min_max, where)  # no kernel runs to check them
         return result
     sums = result if result.dtype == accumulate else np.empty(result.shape, accumulate)
     flat = idx.reshape(-1).astype(np.int64, copy=False)  # one compiled kernel for every index dtype
@@ -345,18 +394,19 @@ def embedding_bag(
     else:
         slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
         scaled = scaled.view(table.dtype)
-    tasks, huge = _plan(bounds, numba.get_num_threads() * _TASKS_PER_THREAD)
     npieces = int(huge[-1, 2]) if huge.shape[0] else 0
     partial, counts = np.empty((npieces, dim), sums.dtype), np.empty(npieces, np.int64)
-    code = core.BAG_MODES.index(mode)
     if mode == "max":
-        _max_pool(flat, bounds, tasks, table, _HALF, pad, slot, scaled, sums, partial, counts)
+        bad = _max_pool(flat, bounds, tasks, table, _HALF, pad, slot, scaled, sums, partial, counts)
     else:
         width, starts = _column_blocks(dim, sums.itemsize)
-        _sum_pool(width)(flat, bounds, tasks, starts, table, _HALF, pad, psw, slot, scaled, mode == "mean", sums,
-                         partial, counts)
+        bad = _sum_pool(width)(flat, bounds, tasks, starts, table, _HALF, pad, psw, slot, scaled, mode == "mean",
+                               sums, partial, counts)
+    if bad:  # core finds the first index outside the table, and raises
+        core.as_indices(idx, num_embeddings, index_min_max, where)
     if npieces:
-        _combine(flat, bounds, huge, table, _HALF, pad, slot, scaled, code, partial, counts, sums)
+        _combine(flat, bounds, huge, table, _HALF, pad, slot, scaled, core.BAG_MODES.index(mode), partial, counts,
+                 sums)
     if sums is not result:
         result[...] = sums
     return result

@@ -186,26 +186,35 @@ def check_bag_mode(mode) -> None:
         raise InvalidArgumentError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
 
 
-def bag_bounds(shape, offsets, include_last_offset) -> np.ndarray:
-    """Where the bags start and end in the flat input: bag ``b`` is ``bounds[b]:bounds[b + 1]`` (int64, B + 1)."""
+def bag_offsets(shape, offsets, include_last_offset) -> np.ndarray | None:
+    """The checked arguments of a bag layout: ``offsets`` as a 1-D integer array (empty ones may have any dtype), or
+    None for 2-D input (each row a bag). Their values are checked by ``bag_bounds`` (or ``bag._layout``)."""
     if len(shape) == 2:
         if offsets is not None:
             raise InvalidArgumentError("offsets must be None for 2-D input, where each row is a bag")
-        return np.arange(shape[0] + 1, dtype=np.int64) * shape[1]
+        return None
     if len(shape) != 1:
         raise InvalidArgumentError(f"input must be 2-D, or 1-D with offsets, got {len(shape)}-D with shape {shape}")
     if offsets is None:
         raise InvalidArgumentError("offsets are required with 1-D input (or pass a 2-D input, one bag per row)")
-    n = shape[0]
     offs = offsets if isinstance(offsets, np.ndarray) else np.asarray(offsets)
     if offs.ndim != 1:
         raise InvalidArgumentError(f"offsets must be 1-D, got shape {offs.shape}")
-    if offs.size == 0:
-        if include_last_offset:
-            raise InvalidArgumentError(f"include_last_offset needs at least one offset, the input length {n}")
-        return np.array([n], np.int64)  # no bags
-    if offs.dtype.kind not in "iu":
+    if offs.size == 0 and include_last_offset:
+        raise InvalidArgumentError(f"include_last_offset needs at least one offset, the input length {shape[0]}")
+    if offs.size and offs.dtype.kind not in "iu":
         raise InvalidArgumentError(f"offsets must be integers, got dtype {offs.dtype}")
+    return offs
+
+
+def bag_bounds(shape, offsets, include_last_offset) -> np.ndarray:
+    """Where the bags start and end in the flat input: bag ``b`` is ``bounds[b]:bounds[b + 1]`` (int64, B + 1)."""
+    offs = bag_offsets(shape, offsets, include_last_offset)
+    if offs is None:
+        return np.arange(shape[0] + 1, dtype=np.int64) * shape[1]
+    n = shape[0]
+    if offs.size == 0:
+        return np.array([n], np.int64)  # no bags
     bounds = np.empty(offs.size + (not include_last_offset), np.int64)
     bounds[: offs.size] = offs
     if not include_last_offset:

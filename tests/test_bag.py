@@ -302,7 +302,8 @@ def test_non_contiguous_and_big_endian_weights():
     np.testing.assert_array_equal(out, base[[2]].astype(np.float32))
 
 
-# ---- errors: each names the offending value and its position, before any output is written.
+# ---- errors: each names the offending value and its position. Arguments and offsets are checked before any output
+# is written; indices as the kernels read them.
 
 
 @pytest.mark.parametrize(
@@ -362,6 +363,32 @@ def test_bad_index_names_its_position_and_the_callers_place():
         embedtool.embedding_bag([[0, 1], [5, 2]], weight)
     with pytest.raises(BadIndexError, match="^index -1 at line 8 is out of range"):
         embedtool.embedding_bag(np.array([0, -1], np.int8), weight, [0], where=lambda i: f"line {i + 7}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("max_norm", [None, 1.0])
+@pytest.mark.parametrize("bad", [-1, 300, 2**40])
+def test_an_index_outside_the_table_is_named_wherever_it_is(mode, max_norm, bad):
+    """The kernels flag an index outside the table as they read it, in a small bag or in a huge one split across
+    threads, before reading its row; the error names the first such index."""
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal((300, 4)).astype(np.float32)
+    lengths = rng.integers(0, 6, size=400)
+    lengths[150] = 30_000
+    offsets = np.cumsum(lengths) - lengths
+    for position in (3, offsets[150] + 20_000):
+        indices = rng.integers(0, 300, size=lengths.sum())
+        indices[[position, -1]] = bad
+        with pytest.raises(BadIndexError, match=f"^index {bad} at position {position} is out of range"):
+            embedtool.embedding_bag(indices, weight, offsets, mode, max_norm=max_norm)
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int32, np.uint8])
+def test_an_index_outside_the_table_in_other_integer_dtypes(dtype):
+    weight = np.zeros((5, 2), np.float32)
+    bad = 2**63 + 5 if dtype == np.uint64 else 7
+    with pytest.raises(BadIndexError, match=f"^index {bad} at position 2 is out of range"):
+        embedtool.embedding_bag(np.array([0, 1, bad, 3], dtype), weight, [0, 2], mode="sum")
 
 
 def test_device_cpu_and_bad_device():

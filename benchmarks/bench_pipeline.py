@@ -116,14 +116,17 @@ def script(src: Path, out: Path, weight: np.ndarray, vocab: dict | None, fmt: st
             flush(seqs)
 
 
-def timed(fn, runs: int) -> float:
-    fn()  # warm-up: numba compiles (cached), the page cache fills
+def timed(fn, runs: int, out: Path) -> float:
+    """Median seconds of ``fn()`` after a warm-up (numba compiles, the page cache fills). ``out`` is deleted before
+    each call, untimed: embedtool writes a temporary file and renames it over the old output, so the old one would
+    otherwise still hold its memory (8 GB in case b, in /dev/shm) while the floor's writer truncates it first."""
     times = []
-    for _ in range(runs):
+    for run in range(runs + 1):
+        out.unlink(missing_ok=True)
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times[1:])
 
 
 def main() -> None:
@@ -170,9 +173,9 @@ def case(name, src, weights, words, n_tokens, out_dir, runs):
     fmt = "arrow"
     out = out_dir / f"out.{fmt}"
     vocab = {w: i for i, w in enumerate(words)} if words else None
-    t_embed = timed(lambda: embed_path(vectors, src, out, progress=False), runs)
-    t_floor = timed(lambda: floor(out, n_tokens, dim, fmt), runs)
-    t_script = timed(lambda: script(src, out, vectors.matrix, vocab, fmt), 1)
+    t_embed = timed(lambda: embed_path(vectors, src, out, progress=False), runs, out)
+    t_floor = timed(lambda: floor(out, n_tokens, dim, fmt), runs, out)
+    t_script = timed(lambda: script(src, out, vectors.matrix, vocab, fmt), 1, out)
     out.unlink(missing_ok=True)
     print(f"{name}: embedtool {t_embed:.2f}s floor {t_floor:.2f}s script {t_script:.2f}s", flush=True)
     return {"case": name, "tokens": n_tokens, "rate": n_tokens / t_embed, "floor": t_floor / t_embed,

@@ -103,7 +103,9 @@ OutputDtype = Annotated[Optional[str], typer.Option("--output-dtype", help="Cast
 BatchRows = Annotated[
     Optional[int], typer.Option("--batch-rows", min=1, help="Input rows (lines) per record batch (default: about 32 MB of output).")
 ]
-Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Threads for the kernels (default: all cores).")]
+Threads = Annotated[
+    Optional[int], typer.Option("--threads", min=1, help="Threads for the kernels (default: all cores but one).")
+]
 Device = Annotated[
     str,
     typer.Option("--device", help="auto: the GPU when one is usable, else the CPU; cuda: the GPU or an error; cpu."),

@@ -2,10 +2,11 @@
 
 The public wrapper checks the arguments (``core``), ``_layout`` turns the offsets into checked bag bounds and a work
 plan in one compiled call, and the underscored kernels do the work in one pass over the entries: an index outside
-the table is flagged before its row is read (``core`` then names it), padding is skipped, max_norm reads rows from the small table of rows scaled once each
-(``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
-float16/float32 tables (as torch does) and in float64 for float64 tables, entry by entry in order, in an accumulator
-held in vector registers: the sum kernel is compiled once per table width (``_sum_pool``), as fbgemm's are.
+the table is flagged before its row is read (``core`` then names it), padding is skipped, max_norm reads rows from
+the small table of rows scaled once each (``lookup.renormed_rows``), per-sample weights multiply as the rows are
+added. Sums accumulate in float32 for float16/float32 tables (as torch does) and in float64 for float64 tables, entry
+by entry in order, in an accumulator held in vector registers: the sum kernel is compiled once per table width
+(``_sum_pool``), as fbgemm's are.
 
 Work is balanced by entries, not by bags: ``_plan`` cuts the bags into tasks of about equal work, and a bag with
 more entries than a task is split across several tasks that reduce into partial rows; ``_combine`` then folds each
@@ -113,7 +114,8 @@ def _layout(offsets, n, include_last_offset, ntasks):
     m = offsets.shape[0]
     bounds = np.empty(m + (not include_last_offset), np.int64)
     bounds[:m] = offsets
-    bounds[-1] = bounds[-1] if include_last_offset else n
+    if not include_last_offset:
+        bounds[m] = n
     ok = m == 0 or (bounds[0] == 0 and bounds[-1] == n)
     for b in range(1, bounds.shape[0]):
         ok = ok and bounds[b] >= bounds[b - 1]
@@ -130,8 +132,8 @@ def _sum_pool(width: int):
     Runs the tasks of ``_plan`` (each writes its own bags or partial row: race-free). For each bag and each column
     block (``starts``) the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector
     registers: a row costs one load and one addition per vector, and its first ``_AHEAD_LINES`` cache lines were
-    requested ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per table row)
-    empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so numba adds no
+    requested ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per
+    table row) empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so numba adds no
     negative-index check per element and the loops vectorise. Returns True if an index lies outside the table
     (its entry is skipped, the output is then garbage).
     """

@@ -8,6 +8,8 @@
   256-bit vectors by default (a guard against clock throttling on old Xeons); for sums of rows that are already in
   cache, twice the width is worth up to 1.3x. Without AVX-512 the attribute changes nothing.
 - ``prefetch(array, index)``: a software prefetch of one element's cache line, for rows read in random order.
+- ``load_word(array, index)`` and ``trailing_zeros(x)``: eight bytes at once as a uint64, and the position of its
+  lowest set bit, for parsers that look at a whole number's digits in one step (``tokens._parse_ids``).
 - ``stream_line(dst, i, src, k)``, ``stream_scaled_line(dst, i, src, k, scale)`` and ``store_fence()``: a 64-byte
   non-temporal copy, for outputs too large to
   stay in cache: the line is written without first being read (a normal store reads it in), a third less memory
@@ -87,6 +89,32 @@ def _line_pointers(context, builder, signature, args, element):
     line = ir.VectorType(element, 64 // context.get_abi_sizeof(element))
     pointers = [_element_pointer(context, builder, *signature.args[k:k + 2], *args[k:k + 2]) for k in (0, 2)]
     return [builder.bitcast(pointer, line.as_pointer()) for pointer in pointers]
+
+
+@intrinsic
+def load_word(typingctx, array, index):
+    """The 8 bytes from ``&array[index]`` on, as a little-endian uint64 (any alignment; the caller keeps all 8 in
+    bounds)."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = _element_pointer(context, builder, *signature.args, *args)
+        return builder.load(builder.bitcast(pointer, ir.IntType(64).as_pointer()), align=1)
+
+    return types.uint64(array, index), codegen
+
+
+@intrinsic
+def trailing_zeros(typingctx, x):
+    """How many of a uint64's lowest bits are zero (64 for 0): LLVM's ``cttz``, one instruction on x86."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.IntType(1)(0))
+
+    return types.uint64(x), codegen
 
 
 def _store_past_cache(builder, value, pointer):

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from .codegen import load_word, trailing_zeros
 from .errors import InputFormatError, InvalidArgumentError
 from .writers import from_numpy, string_array, strings
 
@@ -23,12 +24,35 @@ UNK_TOKENS = ("<unk>", "[UNK]")
 _MAX_DIGITS = 18  # an id of more digits would overflow int64: reported as not a valid id
 
 
+_ZEROS = np.uint64(0x3030303030303030)  # '0' in each byte
+_HIGH_BITS = np.uint64(0x8080808080808080)
+_ABOVE_NINE = np.uint64(0x7676767676767676)  # added to a byte's digit value, sets its high bit when it exceeds 9
+
+
+@njit(cache=True, nogil=True)
+def _is_space(c):
+    return c == 32 or c == 10 or c == 9 or c == 13 or c == 11 or c == 12
+
+
+@njit(cache=True, nogil=True)
+def _digits_value(word, count):
+    """The number written by the first ``count`` (1-7) bytes of ``word``, digit values (``byte - '0'``) in little-endian
+    order: shifted so they are the top bytes (zeros below act as leading zeros), then combined pairwise, SWAR."""
+    word <<= np.uint64(64 - 8 * count)
+    word = (word & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561) >> np.uint64(8)
+    word = (word & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601) >> np.uint64(16)
+    return np.int64((word & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001) >> np.uint64(32))
+
+
 @njit(cache=True, nogil=True)
 def _parse_ids(buf, values, line_ends):
     """Parse ASCII-whitespace separated integers, one sequence per ``\\n``-terminated line.
 
-    Fills ``values`` and ``line_ends`` (the count of values after each line). Returns ``(n_values, n_lines, bad)``
-    where ``bad`` is the byte offset of the first token that is not an integer id (-1 if none).
+    ``buf`` ends with a newline (chunks are whole lines), which ends every number without a bounds check. A number
+    of up to 7 digits is read in one step: its 8 bytes as a word, the first non-digit found by bit tricks, the digits
+    combined in parallel; longer ones and signed ones digit by digit. Fills ``values`` and ``line_ends`` (the count
+    of values after each line). Returns ``(n_values, n_lines, bad)`` where ``bad`` is the byte offset of the first
+    token that is not an integer id (-1 if none).
     """
     n = buf.shape[0]
     nv = 0
@@ -36,34 +60,38 @@ def _parse_ids(buf, values, line_ends):
     i = 0
     while i < n:
         c = buf[i]
+        if np.uint64(np.int64(c) - 48) <= np.uint64(9) and i + 8 <= n:
+            digits = load_word(buf, i) - _ZEROS
+            count = np.int64(trailing_zeros(((digits + _ABOVE_NINE) | digits) & _HIGH_BITS) >> np.uint64(3))
+            if count < 8:
+                if not _is_space(buf[i + count]):
+                    return nv, nl, i
+                values[nv] = _digits_value(digits, count)
+                nv += 1
+                i += count
+                continue
         if c == 10:
             line_ends[nl] = nv
             nl += 1
             i += 1
         elif c == 32 or c == 9 or c == 13 or c == 11 or c == 12:
             i += 1
-        else:
+        else:  # a sign, a long number, one near the end of the chunk, or not a number
             start = i
-            sign = 1
-            if c == 45 or c == 43:  # '-' or '+'
-                sign = -1 if c == 45 else 1
+            negative = c == 45
+            if c == 45 or c == 43:
                 i += 1
             digits_start = i
             value = np.int64(0)
-            while i < n:
-                d = np.int64(buf[i]) - 48
-                if d < 0 or d > 9:
-                    break
+            d = np.int64(buf[i]) - 48
+            while np.uint64(d) <= np.uint64(9):
                 value = value * 10 + d
                 i += 1
-            digits = i - digits_start
-            if digits == 0 or digits > _MAX_DIGITS:
+                d = np.int64(buf[i]) - 48
+            count = i - digits_start
+            if count == 0 or count > _MAX_DIGITS or not _is_space(buf[i]):
                 return nv, nl, start
-            if i < n:
-                c = buf[i]
-                if not (c == 32 or c == 10 or c == 9 or c == 13 or c == 11 or c == 12):
-                    return nv, nl, start
-            values[nv] = sign * value
+            values[nv] = -value if negative else value
             nv += 1
     return nv, nl, -1
 
@@ -73,6 +101,7 @@ def parse_id_lines(chunk: bytes, first_line: int):
 
     Errors name the line and column (the token's number in its line, from 1) and the offending text.
     """
+    chunk = chunk if chunk.endswith(b"\n") else chunk + b"\n"  # the parser's end marker
     buf = np.frombuffer(chunk, np.uint8)
     values = np.empty(len(chunk) // 2 + 1, np.int64)
     line_ends = np.empty(int(np.count_nonzero(buf == 10)) + 1, np.int64)

@@ -121,7 +121,7 @@ def timed(fn, runs: int, out: Path) -> float:
     each call, untimed: embedtool writes a temporary file and renames it over the old output, so the old one would
     otherwise still hold its memory (8 GB in case b, in /dev/shm) while the floor's writer truncates it first."""
     times = []
-    for run in range(runs + 1):
+    for _ in range(runs + 1):
         out.unlink(missing_ok=True)
         start = time.perf_counter()
         fn()

@@ -133,9 +133,9 @@ def _sum_pool(width: int):
     block (``starts``) the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector
     registers: a row costs one load and one addition per vector, and its first ``_AHEAD_LINES`` cache lines were
     requested ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per
-    table row) empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so numba adds no
-    negative-index check per element and the loops vectorise. Returns True if an index lies outside the table
-    (its entry is skipped, the output is then garbage).
+    table row) empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so
+    numba adds no negative-index check per element and the loops vectorise. Returns True if an index lies outside
+    the table (its entry is skipped, the output is then garbage).
     """
 
     @njit(parallel=True, cache=True, nogil=True)
@@ -380,8 +380,7 @@ def embedding_bag(
     if offs is None:  # 2-D: each row a bag
         offs = np.arange(idx.shape[0], dtype=np.int64) * idx.shape[1]
     ntasks = numba.get_num_threads() * _TASKS_PER_THREAD
-    n = idx.size if idx.ndim == 2 else idx.shape[0]
-    bounds, tasks, huge = _layout(offs.astype(np.int64, copy=False), n, include_last_offset, ntasks)
+    bounds, tasks, huge = _layout(offs.astype(np.int64, copy=False), idx.size, include_last_offset, ntasks)
     if bounds.shape[0] == 0:  # an offset breaks a rule: core finds which, and raises
         core.bag_bounds(idx.shape, offsets, include_last_offset)
     accumulate = np.dtype(np.float64 if weight.dtype.itemsize == 8 else np.float32)

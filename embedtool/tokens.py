@@ -74,7 +74,7 @@ def _parse_ids(buf, values, line_ends):
             line_ends[nl] = nv
             nl += 1
             i += 1
-        elif c == 32 or c == 9 or c == 13 or c == 11 or c == 12:
+        elif _is_space(c):
             i += 1
         else:  # a sign, a long number, one near the end of the chunk, or not a number
             start = i
@@ -104,7 +104,7 @@ def parse_id_lines(chunk: bytes, first_line: int):
     chunk = chunk if chunk.endswith(b"\n") else chunk + b"\n"  # the parser's end marker
     buf = np.frombuffer(chunk, np.uint8)
     values = np.empty(len(chunk) // 2 + 1, np.int64)
-    line_ends = np.empty(int(np.count_nonzero(buf == 10)) + 1, np.int64)
+    line_ends = np.empty(len(chunk) + 1, np.int64)  # at most a line per byte; pages never written cost nothing
     nv, nl, bad = _parse_ids(buf, values, line_ends)
     if bad >= 0:
         line_start = chunk.rfind(b"\n", 0, bad) + 1

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from . import core
 from .errors import InputFormatError, InvalidArgumentError, in_file
-from .tokens import TOKENIZERS, TokenMapper, parse_id_lines, split_lines, tokenize
+from .tokens import TOKENIZERS, TokenMapper, parse_id_lines, scan_space_tokens, split_lines, taking, tokenize
 
 RAW_FORMATS = {"u16": np.uint16, "u32": np.uint32, "i32": np.int32, "i64": np.int64}
 INPUT_FORMATS = ("ids", "tokens", *RAW_FORMATS)
@@ -241,23 +241,39 @@ def _text_batches(name, stream, as_tokens: bool, options: ReadOptions) -> Iterat
         for chunk, first_line in _line_chunks(stream, options.chunk_bytes):
             with in_file(name):
                 if as_tokens:
-                    lines = split_lines(chunk, first_line)
-                    for start in range(0, len(lines), options.batch_rows or max(1, len(lines))):
-                        piece = lines.slice(start, options.batch_rows or len(lines))
-                        tokens, offsets = tokenize(piece, options.tokenizer)
-                        batch = _mapped(tokens, offsets, first_line + start, "line", "column", 1, options.mapper)
-                        batch.size = len(chunk) * len(piece) // len(lines)
-                        yield batch
+                    yield from _token_batches(chunk, first_line, options)
                 else:
                     ids, offsets = parse_id_lines(chunk, first_line)
                     batch = Batch(ids, offsets, ragged_where(offsets, first_line, "line", "column", 1), size=len(chunk))
                     yield from _split_rows(batch, options.batch_rows)
 
 
-def _mapped(tokens, offsets, first_row: int, row_word: str, col_word: str, base: int, mapper: TokenMapper) -> Batch:
-    """A batch of token sequences mapped to ids; ``oov`` counts this batch's OOV tokens."""
+def _token_batches(chunk: bytes, first_line: int, options: ReadOptions) -> Iterator[Batch]:
+    """A chunk of token lines as batches of at most ``batch_rows`` lines. The default tokenizer splits and looks up
+    in one compiled pass (``scan_space_tokens``); the others split with pyarrow compute, then look up."""
+    if options.tokenizer == "space":
+        ids, offsets, tokens_at = scan_space_tokens(chunk, first_line, options.mapper.vectors.token_index)
+    else:
+        lines = split_lines(chunk, first_line)
+        tokens, offsets = tokenize(lines, options.tokenizer)
+        ids, tokens_at = options.mapper.vectors.token_ids(tokens), taking(tokens)
+    rows = len(offsets) - 1
+    step = options.batch_rows or max(1, rows)
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        lo, hi = int(offsets[start]), int(offsets[stop])
+        batch = _mapped(ids[lo:hi], offsets[start : stop + 1] - lo, lambda p, lo=lo: tokens_at(p + lo),
+                        first_line + start, "line", "column", 1, options.mapper)
+        batch.size = len(chunk) * (stop - start) // rows
+        yield batch
+
+
+def _mapped(ids, offsets, tokens_at, first_row: int, row_word: str, col_word: str, base: int,
+            mapper: TokenMapper) -> Batch:
+    """A batch of token sequences mapped to ids (looked up already, -1 for OOV); ``oov`` counts its OOV tokens."""
     before = mapper.oov_tokens
-    ids, mapped_offsets, zero = mapper.map(tokens, offsets, ragged_where(offsets, first_row, row_word, col_word, base))
+    ids, mapped_offsets, zero = mapper.map(ids, offsets, ragged_where(offsets, first_row, row_word, col_word, base),
+                                           tokens_at)
     where = ragged_where(mapped_offsets, first_row, row_word, col_word, base)
     return Batch(ids, mapped_offsets, where, zero=zero, oov=mapper.oov_tokens - before)
 
@@ -461,7 +477,7 @@ def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapp
         where = lambda flat: f"row {first_row + flat}"  # noqa: E731
         if values == "tokens":
             before = mapper.oov_tokens
-            ids, _, zero = mapper.map(array, np.arange(len(array) + 1), where)
+            ids, _, zero = mapper.map(mapper.vectors.token_ids(array), np.arange(len(array) + 1), where, taking(array))
             return Batch(ids, None, where, zero=zero, oov=mapper.oov_tokens - before)
         return Batch(array.to_numpy(zero_copy_only=False), None, where)
     if layout == "fixed":
@@ -478,7 +494,7 @@ def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapp
         row = int(np.searchsorted(offsets, bad, side="right")) - 1
         raise InputFormatError(f"row {first_row + row}, position {bad - offsets[row]} is null")
     if values == "tokens":
-        return _mapped(items, offsets, first_row, "row", "position", 0, mapper)
+        return _mapped(mapper.vectors.token_ids(items), offsets, taking(items), first_row, "row", "position", 0, mapper)
     return Batch(items.to_numpy(zero_copy_only=False), offsets, ragged_where(offsets, first_row, "row", "position", 0))
 
 

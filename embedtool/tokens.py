@@ -16,6 +16,7 @@ from numba import njit
 
 from .codegen import load_word, trailing_zeros
 from .errors import InputFormatError, InvalidArgumentError
+from .vocab import HASH_SEED, find, finish, mix, token_hash, word_at
 from .writers import from_numpy, string_array, strings
 
 OOV_POLICIES = ("error", "unk", "padding", "skip", "zero")
@@ -117,6 +118,124 @@ def parse_id_lines(chunk: bytes, first_line: int):
     return values[:nv], offsets
 
 
+_ONES = np.uint64(0x0101010101010101)
+_SPACES = np.uint64(0x2020202020202020)
+_NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
+
+
+@njit(cache=True, nogil=True)
+def _zero_bytes(x):
+    """The high bit of each zero byte of ``x``: exact for the lowest one (higher ones may be false)."""
+    return (x - _ONES) & ~x & _HIGH_BITS
+
+
+@njit(cache=True, nogil=True)
+def _token_end(buf, i):
+    """Where the token starting at ``i`` ends: at the next space or newline, before a line's trailing ``\r``s."""
+    e = i
+    while buf[e] != 32 and buf[e] != 10:
+        e += 1
+    if buf[e] == 10:
+        while e > i and buf[e - 1] == 13:
+            e -= 1
+    return e
+
+
+@njit(cache=True, nogil=True)
+def _scan_space_tokens(buf, table, offsets, data, ids, starts, line_ends):
+    """The space tokenizer fused with the vocabulary lookup, over ``\n``-terminated lines (``vocab.TokenIndex``'s
+    arrays). No token string is made: eight bytes at a time, one load finds where the token ends (bit tricks, as in
+    ``_parse_ids``) and feeds its hash, and the token is probed at once. Tokens are the runs of bytes other than
+    space and newline, a line's trailing ``\r``s not included (as ``split_lines`` then ``tokenize``). Fills ``ids``
+    (-1 for an OOV token), ``starts`` (each token's first byte) and ``line_ends`` (the count of tokens after each
+    line); returns ``(n_tokens, n_lines)``.
+    """
+    n = buf.shape[0]
+    nt = 0
+    nl = 0
+    i = 0
+    while i < n:
+        c = buf[i]
+        if c == 32:
+            i += 1
+            continue
+        if c == 10:
+            line_ends[nl] = nt
+            nl += 1
+            i += 1
+            continue
+        s = i
+        h = HASH_SEED
+        first = np.uint64(0)
+        while True:
+            word = word_at(buf, i, n)
+            stops = _zero_bytes(word ^ _SPACES) | _zero_bytes(word ^ _NEWLINES)
+            count = 8 if stops == 0 else np.int64(trailing_zeros(stops) >> np.uint64(3))
+            if count < 8:
+                word &= (np.uint64(1) << np.uint64(8 * count)) - np.uint64(1)
+            if i == s:
+                first = word
+            if count:
+                h = mix(h, word)
+                i += count
+            if count < 8:
+                break
+        e = i
+        if buf[e] == 10 and buf[e - 1] == 13:
+            e = _token_end(buf, s)
+            if e == s:
+                continue
+            h, first = token_hash(buf, s, e), word_at(buf, s, e)
+        else:
+            h = finish(h, e - s)
+        ids[nt] = find(table, offsets, data, h, first, buf, s, e)
+        starts[nt] = s
+        nt += 1
+    return nt, nl
+
+
+@njit(cache=True, nogil=True)
+def _token_strings(buf, starts):
+    """Offsets and bytes of the tokens starting at ``starts`` (as ``_scan_space_tokens`` found them)."""
+    ends = np.empty_like(starts)
+    offsets = np.zeros(starts.shape[0] + 1, np.int64)
+    for t in range(starts.shape[0]):
+        ends[t] = _token_end(buf, starts[t])
+        offsets[t + 1] = offsets[t] + ends[t] - starts[t]
+    data = np.empty(offsets[-1], np.uint8)
+    for t in range(starts.shape[0]):
+        data[offsets[t] : offsets[t + 1]] = buf[starts[t] : ends[t]]
+    return offsets, data
+
+
+def scan_space_tokens(chunk: bytes, first_line: int, index) -> tuple[np.ndarray, np.ndarray, object]:
+    """Split a chunk of complete lines on spaces and look every token up in ``index`` (a ``vocab.TokenIndex``), in
+    one compiled pass. Returns ``(ids, offsets, tokens_at)``: ids (-1 for OOV), line offsets, and the
+    ``tokens_at`` of ``TokenMapper.map``, which makes token strings only for the positions asked (the OOV ones).
+    Invalid UTF-8 can only be in an OOV token (the vocabulary's are valid), so it is found there, naming its line.
+    """
+    buf = np.frombuffer(chunk, np.uint8)
+    ids = np.empty(len(chunk) // 2 + 1, np.int64)
+    starts = np.empty(len(chunk) // 2 + 1, np.int64)
+    line_ends = np.empty(len(chunk) + 1, np.int64)
+    nt, nl = _scan_space_tokens(buf, index.table, index.offsets, index.data, ids, starts, line_ends)
+    offsets = np.zeros(nl + 1, np.int64)
+    offsets[1:] = line_ends[:nl]
+
+    def tokens_at(positions):
+        token_offsets, data = _token_strings(buf, starts[positions])
+        tokens = pa.Array.from_buffers(pa.large_string(), len(positions),
+                                       [None, pa.py_buffer(token_offsets), pa.py_buffer(data)])
+        try:
+            tokens.validate(full=True)
+        except pa.ArrowInvalid:
+            split_lines(chunk, first_line)  # raises, naming the line
+            raise
+        return tokens
+
+    return ids[:nt], offsets, tokens_at
+
+
 def split_lines(chunk: bytes, first_line: int) -> pa.StringArray:
     """The lines of a UTF-8 chunk of complete lines (``\\r\\n`` or ``\\n``), without their terminators.
 
@@ -148,6 +267,11 @@ def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
     kept_before = np.zeros(len(tokens) + 1, np.int64)
     np.cumsum(keep.to_numpy(zero_copy_only=False), out=kept_before[1:])
     return tokens.filter(keep), kept_before[split.offsets.to_numpy()]
+
+
+def taking(tokens: pa.Array):
+    """``tokens_at`` for ``TokenMapper.map`` over a string array: the tokens at some flat positions."""
+    return lambda positions: tokens.take(from_numpy(positions))
 
 
 def _characters(lines: pa.StringArray) -> tuple[pa.Array, np.ndarray]:
@@ -201,17 +325,23 @@ class TokenMapper:
             raise InvalidArgumentError("--oov padding needs --padding-idx")
         return cls(vectors, policy, unk_id, padding_idx, lowercase_fallback)
 
-    def map(self, tokens: pa.Array, offsets: np.ndarray, where) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Return ``(ids, offsets, zero_positions)`` for flat ``tokens``; ``where(flat)`` names a token's place."""
-        ids = self.vectors.token_ids(tokens)
+    def map(self, ids: np.ndarray, offsets: np.ndarray, where, tokens_at) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Apply the lower-case fallback and the OOV policy to ``ids`` looked up already (-1 where a token is OOV).
+
+        ``tokens_at(positions)`` gives the tokens at flat positions as a string array (asked only for OOV tokens),
+        ``where(flat)`` names a token's place. Returns ``(ids, offsets, zero_positions)``.
+        """
         missing = np.flatnonzero(ids < 0)
-        if missing.size and self.lowercase_fallback:
-            lowered = self.vectors.token_ids(pc.utf8_lower(tokens.take(from_numpy(missing))))
-            ids[missing] = lowered
-            missing = missing[lowered < 0]
         if missing.size == 0:
             return ids, offsets, None
-        oov = tokens.take(from_numpy(missing))
+        oov = tokens_at(missing)
+        if self.lowercase_fallback:
+            lowered = self.vectors.token_ids(pc.utf8_lower(oov))
+            ids[missing] = lowered
+            still = np.flatnonzero(lowered < 0)
+            missing, oov = missing[still], oov.take(from_numpy(still))
+            if missing.size == 0:
+                return ids, offsets, None
         if self.policy == "error":
             raise InputFormatError(
                 f"token {oov[0].as_py()!r} at {where(int(missing[0]))} is not in the vocabulary "

@@ -94,6 +94,11 @@ class Vectors:
 
         Vectorised: the batch is hashed and probed in parallel against the table's index (built once).
         """
+        return self.token_index.lookup(tokens)
+
+    @property
+    def token_index(self):
+        """The vocabulary's hash index (``vocab.TokenIndex``), built on first use."""
         if self.tokens is None:
             source = self.metadata.get("source", "this table")
             raise InvalidArgumentError(f"{source} has no vocabulary: give a vocab file, or look rows up by id")
@@ -101,7 +106,7 @@ class Vectors:
             from .vocab import TokenIndex
 
             self._index = TokenIndex(self.tokens)
-        return self._index.lookup(tokens)
+        return self._index
 
     def ids(self, tokens, oov="error") -> np.ndarray:
         """The row of each token (int64). ``oov`` says what an unknown token gets: ``"error"`` raises

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import naive
 from embedtool.errors import InputFormatError
 from embedtool.pipeline import embed_path, embed_table
-from embedtool.tokens import parse_id_lines
+from embedtool.tokens import parse_id_lines, scan_space_tokens, split_lines, tokenize
 from embedtool.vectors import Vectors
 from embedtool_cli.app import app
 
@@ -146,6 +146,34 @@ def test_id_lines_parse_like_the_reference(lines, final_newline):
     values, offsets = parse_id_lines(chunk, 5)
     assert values.tolist() == expected[0]
     assert offsets.tolist() == expected[1]
+
+
+SCAN_VOCAB = ["a", "a\x00", "the", "cat", "é", "日本", "12345678", "123456789", "abcdefghijklmnop",
+              "abcdefghijklmnopq", "x" * 40, "tab\tin", "a\rb", "a b", ""]
+SCAN_TOKENS = st.one_of(st.sampled_from(SCAN_VOCAB), st.sampled_from(["dog", "1234567", "abcdefghijklmno", "ü", "\r",
+                                                                      "\x00", "x" * 41]),
+                        st.text(st.characters(codec="utf-8", exclude_characters="\n "), max_size=20))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.tuples(SCAN_TOKENS, st.sampled_from([" ", "  ", "\r", " \r", "\r\r"])), max_size=10),
+                max_size=10))
+def test_space_token_scan_matches_split_then_lookup(lines):
+    """The fused split-and-probe scan gives the ids, line offsets and OOV token strings of pyarrow's split followed
+    by the index's lookup, for tokens on both sides of 8 and 16 bytes, non-ASCII ones and ``\r`` in any place."""
+    vectors = Vectors(np.zeros((len(SCAN_VOCAB), 1), np.float32), tokens=pa.array(SCAN_VOCAB, pa.string()))
+    chunk = "".join("".join(t + sep for t, sep in line) + "\n" for line in lines).encode()
+    tokens, offsets = tokenize(split_lines(chunk, 1), "space")
+    ids, scanned_offsets, tokens_at = scan_space_tokens(chunk, 1, vectors.token_index)
+    assert scanned_offsets.tolist() == offsets.tolist()
+    assert ids.tolist() == vectors.token_ids(tokens).tolist()
+    assert tokens_at(np.arange(len(ids))).to_pylist() == tokens.to_pylist()
+
+
+def test_invalid_utf8_in_a_token_file_names_the_line(tmp_path, vocab):
+    (tmp_path / "t.txt").write_bytes(b"the cat\nthe caf\xe9 sat\n")
+    assert_failed(invoke("embed", tmp_path / "glove.txt", tmp_path / "t.txt", "-o", tmp_path / "o.arrow"),
+                  "t.txt: line 2: invalid UTF-8 (invalid continuation byte)", tmp_path / "o.arrow")
 
 
 def test_error_in_a_late_batch_leaves_no_output(tmp_path, weight):

@@ -127,6 +127,18 @@ def test_token_ids_are_vectorised_and_minus_one_when_unknown():
     assert v.token_ids([]).tolist() == []
 
 
+def test_token_ids_tell_apart_tokens_that_share_a_slot_key():
+    """Among 600,000 tokens of one length a probe meets some that share the hash's top 16 bits: short ones must
+    differ in their first eight bytes, long ones (all the same there) in the rest. Trailing NULs and prefixes
+    differ from the token by length alone."""
+    words = [f"abcdefgh{i:06d}" for i in range(300_000)] + [f"{i:07d}" for i in range(300_000)]
+    words += ["abc", "abc\x00", "abcdefgh", "abcdefgh\x00"]
+    v = Vectors(np.zeros((len(words), 1), np.float32), words)
+    unknown = [f"abcdefgh{i:06d}" for i in range(300_000, 600_000)] + [f"{i:07d}" for i in range(300_000, 600_000)]
+    unknown += ["abc\x00\x00", "abcdefg"]
+    assert v.token_ids(words[::-1] + unknown).tolist() == list(range(len(words)))[::-1] + [-1] * len(unknown)
+
+
 def test_token_index_is_built_once():
     v = Vectors(np.zeros((3, 2), np.float32), ["a", "b", "c"])
     v.token_ids(["a"])

@@ -132,10 +132,10 @@ def test_token_ids_tell_apart_tokens_that_share_a_slot_key():
     differ in their first eight bytes, long ones (all the same there) in the rest. Trailing NULs and prefixes
     differ from the token by length alone."""
     words = [f"abcdefgh{i:06d}" for i in range(300_000)] + [f"{i:07d}" for i in range(300_000)]
-    words += ["abc", "abc\x00", "abcdefgh", "abcdefgh\x00"]
+    words += ["abc", "abc\x00", "abcdefgh", "abcdefgh\x00", "x" * 70_000, "x" * 70_001]  # lengths past 16 bits
     v = Vectors(np.zeros((len(words), 1), np.float32), words)
     unknown = [f"abcdefgh{i:06d}" for i in range(300_000, 600_000)] + [f"{i:07d}" for i in range(300_000, 600_000)]
-    unknown += ["abc\x00\x00", "abcdefg"]
+    unknown += ["abc\x00\x00", "abcdefg", "x" * 70_002, "x" * 69_999 + "y"]
     assert v.token_ids(words[::-1] + unknown).tolist() == list(range(len(words)))[::-1] + [-1] * len(unknown)
 
 

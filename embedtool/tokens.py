@@ -1,4 +1,5 @@
-"""Text inputs to index arrays: a compiled parser for id lines, vectorised tokenising and vocabulary mapping.
+"""Text inputs to index arrays: compiled parsers for id lines and for space-separated tokens (fused with the
+vocabulary lookup), pyarrow tokenising for the other tokenizers, and the OOV policies.
 
 Both produce *ragged* sequences: flat ``values`` and ``offsets`` (one sequence per line, a blank line is an empty
 sequence), with positions reported as file line and column.
@@ -256,10 +257,12 @@ def split_lines(chunk: bytes, first_line: int) -> pa.StringArray:
 
 
 def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
-    """Split lines into tokens; returns flat tokens and int64 offsets (rows + 1). Empty tokens are dropped."""
+    """Split lines into tokens with pyarrow compute, for the ``whitespace`` (any Unicode whitespace) and ``chars``
+    tokenizers (``space`` is ``scan_space_tokens``'s); returns flat tokens and int64 offsets (rows + 1). Empty tokens
+    are dropped."""
     if tokenizer == "chars":
         return _characters(lines)
-    split = pc.utf8_split_whitespace(lines) if tokenizer == "whitespace" else pc.split_pattern(lines, " ")
+    split = pc.utf8_split_whitespace(lines)
     tokens = split.flatten()
     keep = pc.greater(pc.binary_length(tokens), 0)
     if pc.all(keep).as_py() is not False:

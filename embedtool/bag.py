@@ -1,7 +1,7 @@
 """``embedding_bag``: the sum, mean or maximum of looked-up rows per bag, on Numba-parallel CPU kernels.
 
-The public wrapper checks the arguments (``core``), ``_layout`` turns the offsets into checked bag bounds and a work
-plan in one compiled call, and the underscored kernels do the work in one pass over the entries: an index outside
+The public wrapper checks the arguments (``core``) and makes one compiled call: the kernel turns the offsets into
+checked bag bounds and a work plan (``_layout``), then does the work in one pass over the entries: an index outside
 the table is flagged before its row is read (``core`` then names it), padding is skipped, max_norm reads rows from
 the small table of rows scaled once each (``lookup.renormed_rows``), per-sample weights multiply as the rows are
 added. Sums accumulate in float32 for float16/float32 tables (as torch does) and in float64 for float64 tables, entry
@@ -28,15 +28,19 @@ from numba.core import types
 from numba.extending import overload
 
 from . import core
+from .errors import InvalidArgumentError
 from .codegen import prefetch, stack_array, wide_vectors
 from .lookup import index_min_max, renormed_rows
 
 _SUM, _MEAN, _MAX = range(3)
+_OK, _BAD_INDEX, _BAD_OFFSETS = range(3)  # what a pooling kernel returns
 
 #: Least work per task (entries + bags): below it, waking a thread costs more than it saves.
 _MIN_TASK = 4096
-#: Tasks per thread: tasks are cut at bag boundaries, so more, smaller ones even out the threads' shares.
-_TASKS_PER_THREAD = 8
+#: Tasks per thread: tasks are cut at bag boundaries, so more, smaller ones even out the threads' shares. Planned
+#: for numba's largest thread count (``numba.get_num_threads()`` cannot be compiled into a cached kernel, and from
+#: Python costs tens of microseconds cold); with fewer threads each just runs more tasks.
+_TASKS = numba.config.NUMBA_NUM_THREADS * 8
 #: The largest accumulator kept in vector registers: 24 of AVX-512's 32 (a 384-wide float32 row). Wider tables are
 #: summed in column blocks of this size.
 _BLOCK_BYTES = 1536
@@ -49,6 +53,13 @@ _AHEAD_LINES = 8
 
 #: float16 bits -> exact float32 value.
 _HALF = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+#: Without max_norm the kernels get no scaled rows: empty arrays, made once.
+_NO_SLOTS = np.empty(0, np.int32)
+
+
+@functools.cache
+def _no_rows(dtype) -> np.ndarray:
+    return np.empty((0, 0), dtype)
 
 
 def _value(table, lut, index):
@@ -125,6 +136,17 @@ def _layout(offsets, n, include_last_offset, ntasks):
     return bounds, tasks, huge
 
 
+@njit(cache=True, nogil=True)
+def _prepare(flat, offsets, include_last, ntasks, out):
+    """What a pooling kernel does before its parallel loop: ``_layout``, and the partial rows (and their entry
+    counts) of the huge bags' pieces. Done inside the kernel: each call from Python costs tens of microseconds when
+    the previous batch has flushed the caches (the wrapper, ``_layout`` and numba's ``get_num_threads`` cost 10-20%
+    of a 1 ms call then)."""
+    bounds, tasks, huge = _layout(offsets, flat.shape[0], include_last, ntasks)
+    npieces = huge[-1, 2] if huge.shape[0] else 0
+    return bounds, tasks, huge, np.empty((npieces, out.shape[1]), out.dtype), np.empty(npieces, np.int64)
+
+
 @functools.cache
 def _sum_pool(width: int):
     """The parallel sum/mean kernel for column blocks of ``width`` (compiled once per width, cached on disk).
@@ -139,7 +161,10 @@ def _sum_pool(width: int):
     """
 
     @njit(parallel=True, cache=True, nogil=True)
-    def pool(flat, bounds, tasks, starts, table, lut, pad, psw, slot, scaled, mean, out, partial, counts):
+    def pool(flat, offsets, include_last, ntasks, starts, table, lut, pad, psw, slot, scaled, mean, out):
+        bounds, tasks, huge, partial, counts = _prepare(flat, offsets, include_last, ntasks, out)
+        if bounds.shape[0] == 0:
+            return _BAD_OFFSETS
         weighted = psw.shape[0] > 0 or slot.shape[0] > 0
         nrows = np.uint64(table.shape[0])
         per_line = 64 // table.itemsize
@@ -191,7 +216,10 @@ def _sum_pool(width: int):
                                 acc[j] /= count
                         for j in range(width):
                             out[lo + i, c0 + np.uint64(j)] = acc[j]
-        return bad.any()
+        if bad.any():
+            return _BAD_INDEX
+        _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MEAN if mean else _SUM, partial, counts, out)
+        return _OK
 
     return pool
 
@@ -257,14 +285,20 @@ def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, p
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _max_pool(flat, bounds, tasks, table, lut, pad, slot, scaled, out, partial, counts):
-    """Run the tasks of ``_plan`` in max mode (each writes its own bags or partial row: race-free); True if an
-    index lies outside the table."""
+def _max_pool(flat, offsets, include_last, ntasks, table, lut, pad, slot, scaled, out):
+    """Lay out the bags, run the tasks of ``_plan`` in max mode (each writes its own bags or partial row:
+    race-free) and combine the huge bags' pieces; returns a status, as ``_sum_pool``'s kernels do."""
+    bounds, tasks, huge, partial, counts = _prepare(flat, offsets, include_last, ntasks, out)
+    if bounds.shape[0] == 0:
+        return _BAD_OFFSETS
     bad = np.empty(tasks.shape[0], np.bool_)
     for t in prange(tasks.shape[0]):
         bad[t] = _max_task(flat, bounds, tasks[t, 0], tasks[t, 1], tasks[t, 2], table, lut, pad, slot, scaled, out,
                            partial, counts)
-    return bad.any()
+    if bad.any():
+        return _BAD_INDEX
+    _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MAX, partial, counts, out)
+    return _OK
 
 
 @njit(cache=True, nogil=True)
@@ -379,10 +413,6 @@ def embedding_bag(
     offs = core.bag_offsets(idx.shape, offsets, include_last_offset)
     if offs is None:  # 2-D: each row a bag
         offs = np.arange(idx.shape[0], dtype=np.int64) * idx.shape[1]
-    ntasks = numba.get_num_threads() * _TASKS_PER_THREAD
-    bounds, tasks, huge = _layout(offs.astype(np.int64, copy=False), idx.size, include_last_offset, ntasks)
-    if bounds.shape[0] == 0:  # an offset breaks a rule: core finds which, and raises
-        core.bag_bounds(idx.shape, offsets, include_last_offset)
     accumulate = np.dtype(np.float64 if weight.dtype.itemsize == 8 else np.float32)
     psw = core.sample_weights(per_sample_weights, idx.shape, mode, accumulate)
     # Native integers are range-checked by the kernels as they read them; max_norm reads rows first.
@@ -390,31 +420,34 @@ def embedding_bag(
         idx = core.as_indices(idx, num_embeddings, index_min_max, where)
     if not weight.dtype.isnative:
         weight = weight.astype(weight.dtype.newbyteorder("="))
-    result = core.output_array((bounds.shape[0] - 1, dim), weight.dtype, out)
-    if result.size == 0:
-        core.as_indices(idx, num_embeddings, index_min_max, where)  # no kernel runs to check them
+    try:
+        result = core.output_array((offs.shape[0] - include_last_offset, dim), weight.dtype, out)
+    except InvalidArgumentError:
+        core.bag_bounds(idx.shape, offsets, include_last_offset)  # a bad offset is the cause to report
+        raise
+    if result.size == 0:  # no kernel runs to check the offsets and indices
+        core.bag_bounds(idx.shape, offsets, include_last_offset)
+        core.as_indices(idx, num_embeddings, index_min_max, where)
         return result
     sums = result if result.dtype == accumulate else np.empty(result.shape, accumulate)
     flat = idx.reshape(-1).astype(np.int64, copy=False)  # one compiled kernel for every index dtype
     table = weight.view(np.uint16) if weight.dtype == np.float16 else weight
     if max_norm is None:
-        slot, scaled = np.empty(0, np.int32), np.empty((0, dim), table.dtype)
+        slot, scaled = _NO_SLOTS, _no_rows(table.dtype)
     else:
         slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
         scaled = scaled.view(table.dtype)
-    npieces = int(huge[-1, 2]) if huge.shape[0] else 0
-    partial, counts = np.empty((npieces, dim), sums.dtype), np.empty(npieces, np.int64)
+    offs = offs.astype(np.int64, copy=False)
     if mode == "max":
-        bad = _max_pool(flat, bounds, tasks, table, _HALF, pad, slot, scaled, sums, partial, counts)
+        status = _max_pool(flat, offs, include_last_offset, _TASKS, table, _HALF, pad, slot, scaled, sums)
     else:
         width, starts = _column_blocks(dim, sums.itemsize)
-        bad = _sum_pool(width)(flat, bounds, tasks, starts, table, _HALF, pad, psw, slot, scaled, mode == "mean",
-                               sums, partial, counts)
-    if bad:  # core finds the first index outside the table, and raises
+        status = _sum_pool(width)(flat, offs, include_last_offset, _TASKS, starts, table, _HALF, pad, psw, slot,
+                                  scaled, mode == "mean", sums)
+    if status == _BAD_OFFSETS:  # core finds the offset that breaks a rule, and raises
+        core.bag_bounds(idx.shape, offsets, include_last_offset)
+    if status == _BAD_INDEX:  # core finds the first index outside the table, and raises
         core.as_indices(idx, num_embeddings, index_min_max, where)
-    if npieces:
-        _combine(flat, bounds, huge, table, _HALF, pad, slot, scaled, core.BAG_MODES.index(mode), partial, counts,
-                 sums)
     if sums is not result:
         result[...] = sums
     return result

@@ -28,8 +28,8 @@ from numba.core import types
 from numba.extending import overload
 
 from . import core
-from .errors import InvalidArgumentError
 from .codegen import prefetch, stack_array, wide_vectors
+from .errors import InvalidArgumentError
 from .lookup import index_min_max, renormed_rows
 
 _SUM, _MEAN, _MAX = range(3)
@@ -37,9 +37,9 @@ _OK, _BAD_INDEX, _BAD_OFFSETS = range(3)  # what a pooling kernel returns
 
 #: Least work per task (entries + bags): below it, waking a thread costs more than it saves.
 _MIN_TASK = 4096
-#: Tasks per thread: tasks are cut at bag boundaries, so more, smaller ones even out the threads' shares. Planned
-#: for numba's largest thread count (``numba.get_num_threads()`` cannot be compiled into a cached kernel, and from
-#: Python costs tens of microseconds cold); with fewer threads each just runs more tasks.
+#: Tasks to cut the bags into: 8 per thread, as tasks are cut at bag boundaries and more, smaller ones even out the
+#: threads' shares. Planned for numba's largest thread count (``numba.get_num_threads()`` cannot be compiled into a
+#: cached kernel, and from Python costs tens of microseconds cold); with fewer threads each runs more tasks.
 _TASKS = numba.config.NUMBA_NUM_THREADS * 8
 #: The largest accumulator kept in vector registers: 24 of AVX-512's 32 (a 384-wide float32 row). Wider tables are
 #: summed in column blocks of this size.

@@ -132,7 +132,7 @@ def _zero_bytes(x):
 
 @njit(cache=True, nogil=True)
 def _token_end(buf, i):
-    """Where the token starting at ``i`` ends: at the next space or newline, before a line's trailing ``\r``s."""
+    """Where the token starting at ``i`` ends: at the next space or newline, before a line's trailing ``\\r``s."""
     e = i
     while buf[e] != 32 and buf[e] != 10:
         e += 1
@@ -144,10 +144,10 @@ def _token_end(buf, i):
 
 @njit(cache=True, nogil=True)
 def _scan_space_tokens(buf, table, offsets, data, ids, starts, line_ends):
-    """The space tokenizer fused with the vocabulary lookup, over ``\n``-terminated lines (``vocab.TokenIndex``'s
+    """The space tokenizer fused with the vocabulary lookup, over ``\\n``-terminated lines (``vocab.TokenIndex``'s
     arrays). No token string is made: eight bytes at a time, one load finds where the token ends (bit tricks, as in
     ``_parse_ids``) and feeds its hash, and the token is probed at once. Tokens are the runs of bytes other than
-    space and newline, a line's trailing ``\r``s not included (as ``split_lines`` then ``tokenize``). Fills ``ids``
+    space and newline, a line's trailing ``\\r``s not included (as ``split_lines`` then ``tokenize``). Fills ``ids``
     (-1 for an OOV token), ``starts`` (each token's first byte) and ``line_ends`` (the count of tokens after each
     line); returns ``(n_tokens, n_lines)``.
     """

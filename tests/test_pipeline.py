@@ -156,7 +156,7 @@ SCAN_TOKENS = st.one_of(st.sampled_from(SCAN_VOCAB), st.sampled_from(["dog", "12
 
 
 def reference_space_tokens(chunk: bytes) -> tuple[list[bytes], list[int]]:
-    """Plain Python: each line without its trailing ``\r``s, split on single spaces, empty tokens dropped."""
+    """Plain Python: each line without its trailing ``\\r``s, split on single spaces, empty tokens dropped."""
     tokens, offsets = [], [0]
     for line in chunk.split(b"\n")[:-1]:
         tokens += [t for t in line.rstrip(b"\r").split(b" ") if t]
@@ -169,7 +169,7 @@ def reference_space_tokens(chunk: bytes) -> tuple[list[bytes], list[int]]:
                 max_size=10))
 def test_space_token_scan_matches_split_then_lookup(lines):
     """The fused split-and-probe scan gives the line offsets, ids and OOV token strings of a plain Python split and
-    dict lookup, for tokens on both sides of 8 and 16 bytes, non-ASCII ones and ``\r`` in any place."""
+    dict lookup, for tokens on both sides of 8 and 16 bytes, non-ASCII ones and ``\\r`` in any place."""
     vectors = Vectors(np.zeros((len(SCAN_VOCAB), 1), np.float32), tokens=pa.array(SCAN_VOCAB, pa.string()))
     row = {word.encode(): i for i, word in reversed(list(enumerate(SCAN_VOCAB)))}
     chunk = "".join("".join(t + sep for t, sep in line) + "\n" for line in lines).encode()

@@ -151,13 +151,14 @@ def _prepare(flat, offsets, include_last, ntasks, out):
 def _sum_pool(width: int):
     """The parallel sum/mean kernel for column blocks of ``width`` (compiled once per width, cached on disk).
 
-    Runs the tasks of ``_plan`` (each writes its own bags or partial row: race-free). For each bag and each column
+    Lays out the bags (``_prepare``), runs the tasks of ``_plan`` (each writes its own bags or partial row:
+    race-free), then folds the huge bags' pieces (``_combine``). For each bag and each column
     block (``starts``) the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector
     registers: a row costs one load and one addition per vector, and its first ``_AHEAD_LINES`` cache lines were
     requested ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per
     table row) empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so
-    numba adds no negative-index check per element and the loops vectorise. Returns True if an index lies outside
-    the table (its entry is skipped, the output is then garbage).
+    numba adds no negative-index check per element and the loops vectorise. Returns ``_OK``, ``_BAD_OFFSETS`` (out
+    untouched) or ``_BAD_INDEX`` (an index lies outside the table: its entry is skipped, the output is garbage).
     """
 
     @njit(parallel=True, cache=True, nogil=True)

@@ -328,7 +328,8 @@ class TokenMapper:
             raise InvalidArgumentError("--oov padding needs --padding-idx")
         return cls(vectors, policy, unk_id, padding_idx, lowercase_fallback)
 
-    def map(self, ids: np.ndarray, offsets: np.ndarray, where, tokens_at) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def map(self, ids: np.ndarray, offsets: np.ndarray, where,
+            tokens_at) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Apply the lower-case fallback and the OOV policy to ``ids`` looked up already (-1 where a token is OOV).
 
         ``tokens_at(positions)`` gives the tokens at flat positions as a string array (asked only for OOV tokens),

@@ -81,13 +81,19 @@ MAX_ROWS = (1 << 32) - 1  # a row id fills a slot's low 32 bits; all ones marks 
 
 
 @njit(cache=True, nogil=True)
+def _key(h, length):
+    """A slot's upper 32 bits for a token of hash ``h``: its length (saturated at 16 bits), the hash's top 16 bits."""
+    return (_U(min(length, 0xFFFF)) | (h >> _U(48) << _U(16))) << _U(32)
+
+
+@njit(cache=True, nogil=True)
 def _slot(table, offsets, data, h, word, query, s, e):
     """The slot of token ``query[s:e]`` (hash ``h``, first eight bytes ``word``): the one holding it, or the empty
     one where it goes. A slot is two uint64: the token's first eight bytes, then its row, length (saturated at
     16 bits) and the hash's top 16 bits. Tokens of up to eight bytes are compared within the slot, in the one cache
     line the probe reads anyway; only longer ones read the rest of their bytes from ``data``."""
     mask = table.shape[0] - 1
-    key = (_U(min(e - s, 0xFFFF)) | (h >> _U(48) << _U(16))) << _U(32)
+    key = _key(h, e - s)
     j = np.int64(h & _U(mask))
     while True:
         meta = table[j, 1]
@@ -116,7 +122,7 @@ def _build(offsets, data, table, first):
         j = _slot(table, offsets, data, h, word, data, s, e)
         if table[j, 1] == _EMPTY:
             table[j, 0] = word
-            table[j, 1] = (_U(min(e - s, 0xFFFF)) | (h >> _U(48) << _U(16))) << _U(32) | _U(i)
+            table[j, 1] = _key(h, e - s) | _U(i)
             first[i] = i
         else:
             first[i] = np.int64(table[j, 1] & _LOW32)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
 from numba import njit, prange
@@ -41,9 +42,17 @@ _MIN_TASK = 4096
 #: threads' shares. Planned for numba's largest thread count (``numba.get_num_threads()`` cannot be compiled into a
 #: cached kernel, and from Python costs tens of microseconds cold); with fewer threads each runs more tasks.
 _TASKS = numba.config.NUMBA_NUM_THREADS * 8
-#: The largest accumulator kept in vector registers: 24 of AVX-512's 32 (a 384-wide float32 row). Wider tables are
-#: summed in column blocks of this size.
-_BLOCK_BYTES = 1536
+
+
+def _register_bytes() -> int:
+    """The accumulator kept in vector registers, in bytes: all 16 of AVX2's 32-byte registers (as fbgemm's AVX2
+    kernels hold), or 24 of AVX-512's 32 64-byte ones. A wider accumulator spills to the stack, and every addition
+    then also loads and stores it: a 1536-byte block on an AVX2 CPU ran 0.67-0.72x torch, 512-byte blocks 1.0x."""
+    return 1536 if llvm.get_host_cpu_features().get("avx512f") else 512
+
+
+#: Wider tables are summed in column blocks of at most this many bytes (``_column_blocks``).
+_BLOCK_BYTES = _register_bytes()
 #: The sum kernel asks for the row this many entries ahead, up to this many of its cache lines: rows of a large
 #: table come from memory, and waiting for each in turn would leave the additions idle. Measured against torch with
 #: cold caches (as after the previous batch), all of a 400-byte row 32 ahead ran 1.04-1.09x, its first line
@@ -53,13 +62,6 @@ _AHEAD_LINES = 8
 
 #: float16 bits -> exact float32 value.
 _HALF = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
-#: Without max_norm the kernels get no scaled rows: empty arrays, made once.
-_NO_SLOTS = np.empty(0, np.int32)
-
-
-@functools.cache
-def _no_rows(dtype) -> np.ndarray:
-    return np.empty((0, 0), dtype)
 
 
 def _value(table, lut, index):
@@ -148,28 +150,30 @@ def _prepare(flat, offsets, include_last, ntasks, out):
 
 
 @functools.cache
-def _sum_pool(width: int):
-    """The parallel sum/mean kernel for column blocks of ``width`` (compiled once per width, cached on disk).
+def _sum_pool(width: int, itemsize: int):
+    """The parallel sum/mean kernel for column blocks of ``width`` and tables of ``itemsize``-byte elements
+    (compiled once per pair and argument types, cached on disk).
 
     Lays out the bags (``_prepare``), runs the tasks of ``_plan`` (each writes its own bags or partial row:
     race-free), then folds the huge bags' pieces (``_combine``). For each bag and each column
     block (``starts``) the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector
-    registers: a row costs one load and one addition per vector, and its first ``_AHEAD_LINES`` cache lines were
-    requested ``_AHEAD`` entries before. ``psw`` (per entry) is empty without per-sample weights, ``slot`` (per
-    table row) empty without max_norm; without both, rows are added as they are. Column indices are unsigned, so
-    numba adds no negative-index check per element and the loops vectorise. Returns ``_OK``, ``_BAD_OFFSETS`` (out
+    registers: a row costs one load and one addition per vector, and its block's first ``lines`` cache lines were
+    requested ``_AHEAD`` entries before. ``psw`` (per entry) is None without per-sample weights, ``slot`` (per table
+    row) and ``scaled`` None without max_norm: numba compiles those branches out, so a plain sum's loop holds only
+    the prefetches, the check of the index and the additions. Indices are used as unsigned once checked, so numba
+    adds no negative-index fix-up per access and the loops vectorise. Returns ``_OK``, ``_BAD_OFFSETS`` (out
     untouched) or ``_BAD_INDEX`` (an index lies outside the table: its entry is skipped, the output is garbage).
     """
+    per_line = 64 // itemsize
+    lines = min(_AHEAD_LINES, -(-width // per_line))
 
     @njit(parallel=True, cache=True, nogil=True)
     def pool(flat, offsets, include_last, ntasks, starts, table, lut, pad, psw, slot, scaled, mean, out):
         bounds, tasks, huge, partial, counts = _prepare(flat, offsets, include_last, ntasks, out)
         if bounds.shape[0] == 0:
             return _BAD_OFFSETS
-        weighted = psw.shape[0] > 0 or slot.shape[0] > 0
         nrows = np.uint64(table.shape[0])
-        per_line = 64 // table.itemsize
-        lines = min(_AHEAD_LINES, (width + per_line - 1) // per_line)
+        last = flat.shape[0] - 1
         bad = np.empty(tasks.shape[0], np.bool_)  # np.zeros would be a parallel loop of its own: one more wake-up
         for t in prange(tasks.shape[0]):
             bad[t] = False
@@ -182,31 +186,30 @@ def _sum_pool(width: int):
                     c0 = starts[c]
                     for j in range(width):
                         acc[j] = 0
-                    count = 0
+                    skipped = 0
                     for k in range(start, stop):
-                        if k + _AHEAD < flat.shape[0]:
-                            ahead = flat[k + _AHEAD]
-                            for q in range(lines):
-                                prefetch(table, (ahead, c0 + np.uint64(q * per_line)))
-                        r = flat[k]
-                        if np.uint64(r) >= nrows:  # negative ones too
-                            bad[t] = True
+                        ahead = flat[np.uint64(min(k + _AHEAD, last))]
+                        for q in range(lines):
+                            prefetch(table, (ahead, c0 + np.uint64(q * per_line)))
+                        r = flat[np.uint64(k)]
+                        if np.uint64(r) >= nrows or r == pad:  # negative indices too
+                            bad[t] |= np.uint64(r) >= nrows
+                            skipped += 1
                             continue
-                        if r == pad:
-                            continue
-                        count += 1
-                        if not weighted:
+                        row = np.uint64(r)
+                        if psw is None and slot is None:
                             for j in range(width):
-                                acc[j] += _value(table, lut, (r, c0 + np.uint64(j)))
+                                acc[j] += _value(table, lut, (row, c0 + np.uint64(j)))
                             continue
-                        w = psw[k] if psw.shape[0] > 0 else psw.dtype.type(1)
-                        s = slot[r] if slot.shape[0] > 0 else -1
+                        w = out.dtype.type(1) if psw is None else psw[k]
+                        s = -1 if slot is None else slot[row]
                         if s < 0:
                             for j in range(width):
-                                acc[j] += w * _value(table, lut, (r, c0 + np.uint64(j)))
+                                acc[j] += w * _value(table, lut, (row, c0 + np.uint64(j)))
                         else:
                             for j in range(width):
-                                acc[j] += w * _value(scaled, lut, (s, c0 + np.uint64(j)))
+                                acc[j] += w * _value(scaled, lut, (np.uint64(s), c0 + np.uint64(j)))
+                    count = stop - start - skipped
                     if piece >= 0:
                         counts[piece] = count
                         for j in range(width):
@@ -263,7 +266,7 @@ def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, p
             if r == pad:
                 continue
             count += 1
-            s = slot[r] if slot.shape[0] > 0 else -1
+            s = -1 if slot is None else slot[r]
             first = piece < 0 and count == 1
             if s < 0:
                 for j in range(dim):
@@ -312,7 +315,7 @@ def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, c
         while k < bounds[b + 1] - 1 and flat[k] == pad:
             k += 1
         r = flat[k]
-        s = slot[r] if slot.shape[0] > 0 else -1
+        s = -1 if slot is None else slot[r]
         for j in range(out.shape[1]):
             v = partial[first, j]
             for p in range(first + 1, stop):
@@ -434,7 +437,7 @@ def embedding_bag(
     flat = idx.reshape(-1).astype(np.int64, copy=False)  # one compiled kernel for every index dtype
     table = weight.view(np.uint16) if weight.dtype == np.float16 else weight
     if max_norm is None:
-        slot, scaled = _NO_SLOTS, _no_rows(table.dtype)
+        slot = scaled = None
     else:
         slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
         scaled = scaled.view(table.dtype)
@@ -443,7 +446,7 @@ def embedding_bag(
         status = _max_pool(flat, offs, include_last_offset, _TASKS, table, _HALF, pad, slot, scaled, sums)
     else:
         width, starts = _column_blocks(dim, sums.itemsize)
-        status = _sum_pool(width)(flat, offs, include_last_offset, _TASKS, starts, table, _HALF, pad, psw, slot,
+        status = _sum_pool(width, table.itemsize)(flat, offs, include_last_offset, _TASKS, starts, table, _HALF, pad, psw, slot,
                                   scaled, mode == "mean", sums)
     if status == _BAD_OFFSETS:  # core finds the offset that breaks a rule, and raises
         core.bag_bounds(idx.shape, offsets, include_last_offset)

@@ -242,10 +242,10 @@ def _offsets_error(offs, n) -> InvalidArgumentError:
     )
 
 
-def sample_weights(per_sample_weights, shape, mode, dtype) -> np.ndarray:
-    """The per-sample weights, checked against the input, as a flat array of the accumulator's dtype (empty: none)."""
+def sample_weights(per_sample_weights, shape, mode, dtype) -> np.ndarray | None:
+    """The per-sample weights, checked against the input, as a flat array of the accumulator's dtype (None: none)."""
     if per_sample_weights is None:
-        return np.empty(0, dtype)
+        return None
     if mode != "sum":
         raise InvalidArgumentError(f"per_sample_weights only works with mode='sum' (as in torch), got mode={mode!r}")
     psw = per_sample_weights if isinstance(per_sample_weights, np.ndarray) else np.asarray(per_sample_weights)

@@ -232,10 +232,12 @@ def _sum_pool(width: int, itemsize: int):
 def _column_blocks(dim: int, itemsize: int) -> tuple[int, np.ndarray]:
     """The block width and starts covering ``dim`` columns: one block when its accumulator fits in registers.
 
-    Wider tables are cut into blocks of ``_BLOCK_BYTES``, the last one shifted back to end at the edge (its columns
-    overlapping the one before are summed twice, in the same order, so they come out the same).
+    Wider tables are cut into as few blocks of at most ``_BLOCK_BYTES`` as cover them, of equal width (300 float32
+    columns: three of 100, not 128, 128 and 44); where they do not divide evenly the last one is shifted back to end
+    at the edge (its columns overlapping the one before are summed twice, in the same order, so they come out the
+    same).
     """
-    width = min(dim, _BLOCK_BYTES // itemsize)
+    width = -(-dim // -(-dim * itemsize // _BLOCK_BYTES))
     starts = list(range(0, dim - width + 1, width))
     if starts[-1] + width < dim:
         starts.append(dim - width)

@@ -216,8 +216,9 @@ def _sum_pool(width: int, itemsize: int):
                             partial[piece, c0 + np.uint64(j)] = acc[j]
                     else:
                         if mean and count > 1:
+                            n = out.dtype.type(count)  # an int64 divisor would make it a float64 division
                             for j in range(width):
-                                acc[j] /= count
+                                acc[j] /= n
                         for j in range(width):
                             out[lo + i, c0 + np.uint64(j)] = acc[j]
         if bad.any():

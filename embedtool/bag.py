@@ -5,8 +5,8 @@ checked bag bounds and a work plan (``_layout``), then does the work in one pass
 the table is flagged before its row is read (``core`` then names it), padding is skipped, max_norm reads rows from
 the small table of rows scaled once each (``lookup.renormed_rows``), per-sample weights multiply as the rows are
 added. Sums accumulate in float32 for float16/float32 tables (as torch does) and in float64 for float64 tables, entry
-by entry in order, in an accumulator held in vector registers: the sum kernel is compiled once per table width
-(``_sum_pool``), as fbgemm's are.
+by entry in order; sums and maxima alike are held in vector registers, a column block at a time: the kernel is
+compiled once per block width and mode (``_pool_kernel``), as fbgemm's are.
 
 Work is balanced by entries, not by bags: ``_plan`` cuts the bags into tasks of about equal work, and a bag with
 more entries than a task is split across several tasks that reduce into partial rows; ``_combine`` then folds each
@@ -149,20 +149,37 @@ def _prepare(flat, offsets, include_last, ntasks, out):
     return bounds, tasks, huge, np.empty((npieces, out.shape[1]), out.dtype), np.empty(npieces, np.int64)
 
 
+@njit(inline="always")
+def _fold_max(acc, rows, lut, at, c0, first):
+    """``acc = rows[at, c0:]`` for a bag's first row, else the element-wise maximum: a value wins only if strictly
+    greater (one ``vmaxps`` per vector), so a NaN already in ``acc`` stays and later NaNs are ignored."""
+    if first:
+        for j in range(acc.shape[0]):
+            acc[j] = _value(rows, lut, (at, c0 + np.uint64(j)))
+    else:
+        for j in range(acc.shape[0]):
+            v = _value(rows, lut, (at, c0 + np.uint64(j)))
+            acc[j] = v if v > acc[j] else acc[j]
+
+
 @functools.cache
-def _sum_pool(width: int, itemsize: int):
-    """The parallel sum/mean kernel for column blocks of ``width`` and tables of ``itemsize``-byte elements
-    (compiled once per pair and argument types, cached on disk).
+def _pool_kernel(width: int, itemsize: int, maximum: bool):
+    """The parallel pooling kernel for column blocks of ``width``, tables of ``itemsize``-byte elements and sums (and
+    means) or maxima (compiled once per triple and argument types, cached on disk).
 
     Lays out the bags (``_prepare``), runs the tasks of ``_plan`` (each writes its own bags or partial row:
-    race-free), then folds the huge bags' pieces (``_combine``). For each bag and each column
-    block (``starts``) the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector
-    registers: a row costs one load and one addition per vector, and its block's first ``lines`` cache lines were
+    race-free), then folds the huge bags' pieces (``_combine``). For each bag and each column block (``starts``)
+    the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector registers: a row costs
+    one load and one addition (or ``vmaxps``) per vector, and its block's first ``lines`` cache lines were
     requested ``_AHEAD`` entries before. ``psw`` (per entry) is None without per-sample weights, ``slot`` (per table
     row) and ``scaled`` None without max_norm: numba compiles those branches out, so a plain sum's loop holds only
     the prefetches, the check of the index and the additions. Indices are used as unsigned once checked, so numba
-    adds no negative-index fix-up per access and the loops vectorise. Returns ``_OK``, ``_BAD_OFFSETS`` (out
-    untouched) or ``_BAD_INDEX`` (an index lies outside the table: its entry is skipped, the output is garbage).
+    adds no negative-index fix-up per access and the loops vectorise.
+
+    In max mode a later value wins only if strictly greater. A whole bag's first counted row starts the maximum (so
+    a NaN there stays, as in torch); a piece of a bag starts at -inf, so NaNs never win there (``_combine`` puts the
+    first row's back). Returns ``_OK``, ``_BAD_OFFSETS`` (out untouched) or ``_BAD_INDEX`` (an index lies outside
+    the table: its entry is skipped, the output is garbage).
     """
     per_line = 64 // itemsize
     lines = min(_AHEAD_LINES, -(-width // per_line))
@@ -185,7 +202,7 @@ def _sum_pool(width: int, itemsize: int):
                 for c in range(starts.shape[0]):
                     c0 = starts[c]
                     for j in range(width):
-                        acc[j] = 0
+                        acc[j] = -math.inf if maximum else 0
                     skipped = 0
                     for k in range(start, stop):
                         ahead = flat[np.uint64(min(k + _AHEAD, last))]
@@ -197,6 +214,14 @@ def _sum_pool(width: int, itemsize: int):
                             skipped += 1
                             continue
                         row = np.uint64(r)
+                        if maximum:
+                            first = piece < 0 and k - start == skipped  # the bag's first counted row
+                            s = -1 if slot is None else slot[row]
+                            if s < 0:
+                                _fold_max(acc, table, lut, row, c0, first)
+                            else:
+                                _fold_max(acc, scaled, lut, np.uint64(s), c0, first)
+                            continue
                         if psw is None and slot is None:
                             for j in range(width):
                                 acc[j] += _value(table, lut, (row, c0 + np.uint64(j)))
@@ -214,16 +239,20 @@ def _sum_pool(width: int, itemsize: int):
                         counts[piece] = count
                         for j in range(width):
                             partial[piece, c0 + np.uint64(j)] = acc[j]
-                    else:
-                        if mean and count > 1:
-                            n = out.dtype.type(count)  # an int64 divisor would make it a float64 division
-                            for j in range(width):
-                                acc[j] /= n
+                        continue
+                    if count == 0:  # an empty or all-padding bag: zeros in every mode
                         for j in range(width):
-                            out[lo + i, c0 + np.uint64(j)] = acc[j]
+                            acc[j] = 0
+                    elif mean and count > 1:
+                        n = out.dtype.type(count)  # an int64 divisor would make it a float64 division
+                        for j in range(width):
+                            acc[j] /= n
+                    for j in range(width):
+                        out[lo + i, c0 + np.uint64(j)] = acc[j]
         if bad.any():
             return _BAD_INDEX
-        _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MEAN if mean else _SUM, partial, counts, out)
+        _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MAX if maximum else _MEAN if mean else _SUM,
+                 partial, counts, out)
         return _OK
 
     return pool
@@ -243,69 +272,6 @@ def _column_blocks(dim: int, itemsize: int) -> tuple[int, np.ndarray]:
     if starts[-1] + width < dim:
         starts.append(dim - width)
     return width, np.array(starts, np.uint64)
-
-
-@njit(nogil=True)
-def _max_task(flat, bounds, lo, hi, piece, table, lut, pad, slot, scaled, out, partial, counts):
-    """Element-wise maxima of the bags ``lo:hi`` into ``out``, or of entries ``lo:hi`` into partial row ``piece``.
-
-    A later value wins only if strictly greater. A whole bag's first row starts the maximum (so a NaN there stays,
-    as in torch); a piece of a bag starts at -inf, so NaNs never win there (``_combine`` puts the first row's back).
-    Returns True if an index lies outside the table (its entry is skipped).
-    """
-    dim = out.shape[1]
-    acc = np.empty(dim, out.dtype)
-    bad = False
-    for i in range(1 if piece >= 0 else hi - lo):
-        start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
-        for j in range(dim):
-            acc[j] = -math.inf
-        count = 0
-        for k in range(start, stop):
-            r = flat[k]
-            if np.uint64(r) >= table.shape[0]:
-                bad = True
-                continue
-            if r == pad:
-                continue
-            count += 1
-            s = -1 if slot is None else slot[r]
-            first = piece < 0 and count == 1
-            if s < 0:
-                for j in range(dim):
-                    v = _value(table, lut, (r, j))
-                    if first or v > acc[j]:
-                        acc[j] = v
-            else:
-                for j in range(dim):
-                    v = _value(scaled, lut, (s, j))
-                    if first or v > acc[j]:
-                        acc[j] = v
-        if piece >= 0:
-            counts[piece] = count
-            for j in range(dim):
-                partial[piece, j] = acc[j]
-        else:
-            for j in range(dim):
-                out[lo + i, j] = acc[j] if count > 0 else 0
-    return bad
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _max_pool(flat, offsets, include_last, ntasks, table, lut, pad, slot, scaled, out):
-    """Lay out the bags, run the tasks of ``_plan`` in max mode (each writes its own bags or partial row:
-    race-free) and combine the huge bags' pieces; returns a status, as ``_sum_pool``'s kernels do."""
-    bounds, tasks, huge, partial, counts = _prepare(flat, offsets, include_last, ntasks, out)
-    if bounds.shape[0] == 0:
-        return _BAD_OFFSETS
-    bad = np.empty(tasks.shape[0], np.bool_)
-    for t in prange(tasks.shape[0]):
-        bad[t] = _max_task(flat, bounds, tasks[t, 0], tasks[t, 1], tasks[t, 2], table, lut, pad, slot, scaled, out,
-                           partial, counts)
-    if bad.any():
-        return _BAD_INDEX
-    _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MAX, partial, counts, out)
-    return _OK
 
 
 @njit(cache=True, nogil=True)
@@ -445,12 +411,10 @@ def embedding_bag(
         slot, scaled = renormed_rows(flat, weight, pad, max_norm, norm_type)
         scaled = scaled.view(table.dtype)
     offs = offs.astype(np.int64, copy=False)
-    if mode == "max":
-        status = _max_pool(flat, offs, include_last_offset, _TASKS, table, _HALF, pad, slot, scaled, sums)
-    else:
-        width, starts = _column_blocks(dim, sums.itemsize)
-        status = _sum_pool(width, table.itemsize)(flat, offs, include_last_offset, _TASKS, starts, table, _HALF, pad, psw, slot,
-                                  scaled, mode == "mean", sums)
+    width, starts = _column_blocks(dim, sums.itemsize)
+    pool = _pool_kernel(width, table.itemsize, mode == "max")
+    status = pool(flat, offs, include_last_offset, _TASKS, starts, table, _HALF, pad, psw, slot, scaled, mode == "mean",
+                  sums)
     if status == _BAD_OFFSETS:  # core finds the offset that breaks a rule, and raises
         core.bag_bounds(idx.shape, offsets, include_last_offset)
     if status == _BAD_INDEX:  # core finds the first index outside the table, and raises

@@ -3,10 +3,13 @@
 Every case pools 2**17 entries (2**15 with --quick) of a 400,000-row float32 table, the size of GloVe's
 vocabulary, with Zipf-distributed word ids as in text (``--ids uniform`` for uniform ids), into bags of 1, 8, 64 or
 512 entries or a Zipf mix of bag sizes (sentences to documents), for modes mean/sum/max and dims 100 and 300. The
-methods run round-robin in one process (a warm-up, then --runs rounds) and the median time is kept. Every call pools
-a fresh batch of ids drawn from the same distribution, as a pipeline's batches are (``BATCHES`` of them in turn):
-no call finds in cache the very rows the call before it has just read, while the frequent words stay cached, as
-they would. Printed as ratios, because these machines are shared and noisy:
+methods run round-robin in one process (a warm-up, then --runs rounds, each in a new random order) and the median
+time is kept. Every call pools a fresh batch of ids drawn from the same distribution, as a pipeline's batches are
+(``BATCHES`` of them in turn): no call finds in cache the very rows the call before it has just read, while the
+frequent words stay cached, as they would. The order changes every round because a method's time depends on its
+predecessor: in a fixed order torch always ran after NumPy's gather, whose 50-160 MB temporaries flush the cache,
+and embedtool after torch, which leaves the frequent rows cached. Printed as ratios, because these machines are
+shared and noisy:
 
 - ``embedtool``: embedtool's median time, writing into a reused ``out=`` array as the batch pipeline does.
 - ``vs torch``: torch's median time / embedtool's (> 1: embedtool is faster). torch has no ``out=`` and allocates.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import random
 import statistics
 
 import numpy as np
@@ -80,7 +84,8 @@ def bench_case(weight, batches, offsets, mode, runs, torch):
     results = {name: np.asarray(fn(0)) for name, fn in fns.items()}  # warm-up: compile, fault in pages
     check_same(results, out, weight, batches[0], offsets, mode)
     turn = itertools.cycle(range(BATCHES))  # each call the next batch, whichever method makes it
-    median = round_robin({name: (lambda fn: lambda: fn(next(turn)))(fn) for name, fn in fns.items()}, runs)
+    median = round_robin({name: (lambda fn: lambda: fn(next(turn)))(fn) for name, fn in fns.items()}, runs,
+                         shuffle=random.Random(0))
     e = median["embedtool"]
     nan = float("nan")
     return {
@@ -106,10 +111,10 @@ def check_same(results, expected, weight, ids, offsets, mode):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2**15 entries per case and 5 runs, for a fast look")
-    parser.add_argument("--runs", type=int, default=None, help="timed rounds per case (default 7, quick 5)")
+    parser.add_argument("--runs", type=int, default=None, help="timed rounds per case (default 11, quick 5)")
     parser.add_argument("--ids", choices=("zipf", "uniform"), default="zipf", help="distribution of the word ids")
     args = parser.parse_args()
-    runs = args.runs or (5 if args.quick else 7)
+    runs = args.runs or (5 if args.quick else 11)
     n = 1 << (15 if args.quick else 17)
     try:
         import torch

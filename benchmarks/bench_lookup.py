@@ -61,12 +61,19 @@ def methods(weight, idx, out, torch):
     return found
 
 
-def round_robin(fns: dict, runs: int) -> dict:
+def round_robin(fns: dict, runs: int, shuffle=None) -> dict:
     """name -> median time of ``runs`` rounds in which every ``fns[name]()`` runs once, in turn (so drifts in the
-    machine's speed hit every method alike). The caller warms them up first."""
+    machine's speed hit every method alike). The caller warms them up first. With ``shuffle`` (a
+    ``random.Random``) each round runs the methods in a new order, so that each follows every other about as often:
+    in a fixed order a method always inherits the cache its predecessor left (warmed with the rows it wants, or
+    flushed by a large temporary)."""
     times = {name: [] for name in fns}
+    names = list(fns)
     for _ in range(runs):
-        for name, fn in fns.items():
+        if shuffle is not None:
+            shuffle.shuffle(names)
+        for name in names:
+            fn = fns[name]
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

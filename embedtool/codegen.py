@@ -1,9 +1,9 @@
 """Code-generation helpers for the CPU kernels that numba does not offer itself.
 
 - ``stack_array(size, like)``: a 1-D array of a compile-time ``size`` on the stack, of ``like``'s dtype (``like`` is
-  an array or a number). A kernel
-  compiled for one table width (``bag._pool_kernel``) keeps its accumulator in such an array; its size being a constant,
-  LLVM holds it in vector registers for the whole bag, as fbgemm's generated kernels do.
+  an array or a number). A kernel compiled for one column-block width (``bag._pool_kernel``) keeps its accumulator
+  in such an array; its size being a constant, LLVM holds it in vector registers for the whole bag, as fbgemm's
+  generated kernels do.
 - ``wide_vectors()``: lets LLVM vectorise the calling function with 512-bit registers. On AVX-512 CPUs LLVM prefers
   256-bit vectors by default (a guard against clock throttling on old Xeons); for sums of rows that are already in
   cache, twice the width is worth up to 1.3x. Without AVX-512 the attribute changes nothing.

@@ -215,9 +215,9 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
                             skipped += 1
                             continue
                         row = np.uint64(r)
+                        s = -1 if slot is None else slot[row]  # max_norm: the row's place in scaled, if changed
                         if maximum:
                             first = piece < 0 and k - start == skipped  # the bag's first counted row
-                            s = -1 if slot is None else slot[row]
                             if s < 0:
                                 _fold_max(acc, table, lut, row, c0, first)
                             else:
@@ -228,7 +228,6 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
                                 acc[j] += _value(table, lut, (row, c0 + np.uint64(j)))
                             continue
                         w = out.dtype.type(1) if psw is None else psw[k]
-                        s = -1 if slot is None else slot[row]
                         if s < 0:
                             for j in range(width):
                                 acc[j] += w * _value(table, lut, (row, c0 + np.uint64(j)))

@@ -320,8 +320,10 @@ def test_non_contiguous_and_big_endian_weights():
         (np.array([0, 2**63 + 1], np.uint64), False, f"offset {2**63 + 1} at position 1 is past the end"),
     ],
 )
-def test_bad_offsets(offsets, include_last_offset, message):
+@pytest.mark.parametrize("as_array", [False, True], ids=["list", "array"])  # arrays: int64 ones take the fast path
+def test_bad_offsets(offsets, include_last_offset, message, as_array):
     out = np.full((2, 2), 7, np.float32)
+    offsets = np.asarray(offsets) if as_array else offsets
     with pytest.raises(InvalidArgumentError) as info:
         embedtool.embedding_bag(np.arange(6), np.zeros((6, 2), np.float32), offsets,
                                 include_last_offset=include_last_offset, out=out)
@@ -346,11 +348,15 @@ def test_bad_offsets(offsets, include_last_offset, message):
         ({"input": [True, False, True]}, "indices must be integers, got a bool array"),
         ({"padding_idx": 4}, "padding_idx 4 is out of range for a table of 4 rows"),
         ({"max_norm": 0.0}, "max_norm must be a finite number > 0, got 0.0"),
+        ({"norm_type": -1.0}, "norm_type must be > 0, inf or -inf, got -1.0"),
         ({"weight": np.zeros((4, 2), np.int8)}, "weight dtype must be float16, float32 or float64, got int8"),
     ],
 )
-def test_bad_arguments(kwargs, message):
+@pytest.mark.parametrize("as_array", [False, True], ids=["lists", "arrays"])  # int64 arrays take the fast path
+def test_bad_arguments(kwargs, message, as_array):
     args = {"input": [0, 1, 2], "weight": np.zeros((4, 2), np.float32), "offsets": [0, 1], **kwargs}
+    if as_array:
+        args.update((k, np.asarray(args[k])) for k in ("input", "offsets") if args[k] is not None)
     with pytest.raises(EmbedtoolError) as info:
         embedtool.embedding_bag(**args)
     assert str(info.value).startswith(message)

@@ -414,16 +414,17 @@ def embedding_bag(
 
 def _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_norm, out, device) -> bool:
     """Whether the arguments are already what the kernel takes, so ``embedding_bag`` can skip its checks and
-    conversions: host int64 indices and offsets (1-D), a native float32/float64 table, no per-sample weights or
-    max_norm, and ``out`` None or a fitting array. With the caches cold, as after the previous batch, those steps
-    cost 40-100 us, 3-7% of pooling a batch of 2**17 entries; these few tests cost under 10 us."""
+    conversions: host int64 indices and offsets (1-D), a native float32/float64 table (memory maps too), no
+    per-sample weights or max_norm, and ``out`` None or a fitting array. With the caches cold, as after the previous
+    batch, those steps cost 40-100 us, 3-7% of pooling a batch of 2**17 entries; these few tests cost under 10 us."""
     return (
         device is None and per_sample_weights is None and max_norm is None
-        and type(input) is np.ndarray and input.ndim == 1 and input.dtype == _INT64
-        and type(offsets) is np.ndarray and offsets.ndim == 1 and offsets.dtype == _INT64
+        and isinstance(input, np.ndarray) and input.ndim == 1 and input.dtype == _INT64
+        and isinstance(offsets, np.ndarray) and offsets.ndim == 1 and offsets.dtype == _INT64
         and (offsets.shape[0] > 0 or not include_last_offset)
-        and type(weight) is np.ndarray and weight.ndim == 2 and (weight.dtype == _FLOAT32 or weight.dtype == _FLOAT64)
-        and (out is None or type(out) is np.ndarray and out.dtype == weight.dtype and out.flags.c_contiguous
+        and isinstance(weight, np.ndarray) and weight.ndim == 2
+        and (weight.dtype == _FLOAT32 or weight.dtype == _FLOAT64)
+        and (out is None or isinstance(out, np.ndarray) and out.dtype == weight.dtype and out.flags.c_contiguous
              and out.flags.writeable and out.shape == (offsets.shape[0] - include_last_offset, weight.shape[1]))
     )
 

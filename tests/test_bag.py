@@ -291,6 +291,11 @@ def test_memory_mapped_read_only_weight(tmp_path):
     weight = np.load(tmp_path / "w.npy", mmap_mode="r")
     out = embedtool.embedding_bag([[4, 0], [1, 1]], weight, mode="sum", max_norm=100.0)
     np.testing.assert_array_equal(out, [[16, 18, 20, 22], [8, 10, 12, 14]])
+    # int64 arrays, as the pipeline passes them, with an index past the table: read, then named
+    ids, offsets = np.array([4, 0, 1, 1], np.int64), np.array([0, 2], np.int64)
+    np.testing.assert_array_equal(embedtool.embedding_bag(ids, weight, offsets, "sum"), out)
+    with pytest.raises(BadIndexError, match="^index 5 at position 3 is out of range"):
+        embedtool.embedding_bag(np.array([4, 0, 1, 5], np.int64), weight, offsets, "sum")
 
 
 def test_non_contiguous_and_big_endian_weights():

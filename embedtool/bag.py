@@ -374,21 +374,19 @@ def embedding_bag(
     array([[5., 0.],
            [3., 4.]], dtype=float32)
     """
-    if _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_norm, out, device):
+    if _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_norm, device):
         core.check_bag_mode(mode)
         core.check_max_norm(None, norm_type)
         pad = core.normalize_padding_idx(padding_idx, weight.shape[0])
-        shape = (offsets.shape[0] - include_last_offset, weight.shape[1])
-        result = np.empty(shape, weight.dtype) if out is None else out
         return _pool(input, input, offsets, offsets, include_last_offset, weight, mode, pad, None, None, norm_type,
-                     result, where)
+                     out, where)
     if core.use_gpu(device, input, weight, offsets, per_sample_weights, out):
         from .gpu import embedding_bag_cuda
 
         return embedding_bag_cuda(input, weight, offsets, mode, per_sample_weights, padding_idx, include_last_offset,
                                   max_norm, norm_type, out=out, where=where)
     weight = core.check_weight(weight)
-    num_embeddings, dim = weight.shape
+    num_embeddings = weight.shape[0]
     core.check_bag_mode(mode)
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, norm_type = core.check_max_norm(max_norm, norm_type)
@@ -403,20 +401,15 @@ def embedding_bag(
         idx = core.as_indices(idx, num_embeddings, index_min_max, where)
     if not weight.dtype.isnative:
         weight = weight.astype(weight.dtype.newbyteorder("="))
-    try:
-        result = core.output_array((offs.shape[0] - include_last_offset, dim), weight.dtype, out)
-    except InvalidArgumentError:
-        core.bag_bounds(idx.shape, offsets, include_last_offset)  # a bad offset is the cause to report
-        raise
     return _pool(idx, idx.reshape(-1).astype(np.int64, copy=False), offs.astype(np.int64, copy=False), offsets,
-                 include_last_offset, weight, mode, pad, psw, max_norm, norm_type, result, where)
+                 include_last_offset, weight, mode, pad, psw, max_norm, norm_type, out, where)
 
 
-def _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_norm, out, device) -> bool:
+def _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_norm, device) -> bool:
     """Whether the arguments are already what the kernel takes, so ``embedding_bag`` can skip its checks and
     conversions: host int64 indices and offsets (1-D), a native float32/float64 table (memory maps too), no
-    per-sample weights or max_norm, and ``out`` None or a fitting array. With the caches cold, as after the previous
-    batch, those steps cost 40-100 us, 3-7% of pooling a batch of 2**17 entries; these few tests cost under 10 us."""
+    per-sample weights or max_norm (``_pool`` checks ``out`` either way). With the caches cold, as after the
+    previous batch, those steps cost 40-100 us, 3-7% of pooling a batch of 2**17 entries; these tests, under 10 us."""
     return (
         device is None and per_sample_weights is None and max_norm is None
         and isinstance(input, np.ndarray) and input.ndim == 1 and input.dtype == _INT64
@@ -424,16 +417,19 @@ def _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_
         and (offsets.shape[0] > 0 or not include_last_offset)
         and isinstance(weight, np.ndarray) and weight.ndim == 2
         and (weight.dtype == _FLOAT32 or weight.dtype == _FLOAT64)
-        and (out is None or isinstance(out, np.ndarray) and out.dtype == weight.dtype and out.flags.c_contiguous
-             and out.flags.writeable and out.shape == (offsets.shape[0] - include_last_offset, weight.shape[1]))
     )
 
 
-def _pool(idx, flat, offs, offsets, include_last_offset, weight, mode, pad, psw, max_norm, norm_type, result, where):
+def _pool(idx, flat, offs, offsets, include_last_offset, weight, mode, pad, psw, max_norm, norm_type, out, where):
     """Run the pooling kernel on checked arguments (``flat``: the int64 indices, ``offs``: int64 bag starts) into
-    ``result``; a bad offset or index found by the kernel is named by ``core``, from the caller's ``idx`` and
-    ``offsets``."""
+    ``out`` (checked here) or a new array; a bad offset or index found by the kernel is named by ``core``, from the
+    caller's ``idx`` and ``offsets``."""
     num_embeddings, dim = weight.shape
+    try:
+        result = core.output_array((offs.shape[0] - include_last_offset, dim), weight.dtype, out)
+    except InvalidArgumentError:
+        core.bag_bounds(idx.shape, offsets, include_last_offset)  # a bad offset is the cause to report
+        raise
     accumulate = np.dtype(np.float64 if weight.dtype.itemsize == 8 else np.float32)
     if result.size == 0:  # no kernel runs to check the offsets and indices
         core.bag_bounds(idx.shape, offsets, include_last_offset)

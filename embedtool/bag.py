@@ -7,7 +7,8 @@ is read (``core`` then names it), padding is skipped, max_norm reads rows from t
 each (``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
 float16/float32 tables (as torch does) and in float64 for float64 tables, entry by entry in order; sums and maxima
 alike are held in vector registers, a column block at a time: the kernel is compiled once per block width and mode
-(``_pool_kernel``), as fbgemm's are.
+(``_pool_kernel``), as fbgemm's are. Rows are added, compared and written in whole vectors (``codegen.vector_*``):
+left to LLVM, blocks of up to 32 columns became scalar code (16 or 32 columns ran 0.7x and 0.4-0.55x torch's sums).
 
 Work is balanced by entries, not by bags: ``_plan`` cuts the bags into tasks of about equal work, and a bag with
 more entries than a task is split across several tasks that reduce into partial rows; ``_combine`` then folds each
@@ -30,7 +31,8 @@ from numba.core import types
 from numba.extending import overload
 
 from . import core
-from .codegen import prefetch, stack_array, wide_vectors
+from .codegen import (prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill, vector_max,
+                      wide_vectors)
 from .errors import InvalidArgumentError
 from .lookup import index_min_max, renormed_rows
 
@@ -152,17 +154,68 @@ def _prepare(flat, offsets, include_last, ntasks, out):
     return bounds, tasks, huge, np.empty((npieces, out.shape[1]), out.dtype), np.empty(npieces, np.int64)
 
 
-@njit(inline="always")
-def _fold_max(acc, rows, lut, at, c0, first):
-    """``acc = rows[at, c0:]`` for a bag's first row, else the element-wise maximum: a value wins only if strictly
-    greater (one ``vmaxps`` per vector), so a NaN already in ``acc`` stays and later NaNs are ignored."""
-    if first:
-        for j in range(acc.shape[0]):
-            acc[j] = _value(rows, lut, (at, c0 + np.uint64(j)))
-    else:
-        for j in range(acc.shape[0]):
+def _add_row(acc, width, rows, lut, at, c0, psw, k):
+    """``acc += rows[at, c0:c0 + width]``, each term times ``psw[k]`` first unless ``psw`` is None. For kernels
+    only."""
+
+
+@overload(_add_row, inline="always", prefer_literal=True)
+def _add_row_impl(acc, width, rows, lut, at, c0, psw, k):
+    if not isinstance(width, types.IntegerLiteral):  # numba retries with the literal
+        return None
+    n = width.literal_value
+    weighted = not isinstance(psw, types.NoneType)
+    if _vectors(rows, lut):
+        if weighted:
+            return lambda acc, width, rows, lut, at, c0, psw, k: vector_add(acc, 0, rows, (at, c0), n, psw[k])
+        return lambda acc, width, rows, lut, at, c0, psw, k: vector_add(acc, 0, rows, (at, c0), n, None)
+
+    def elements(acc, width, rows, lut, at, c0, psw, k):
+        for j in range(n):
             v = _value(rows, lut, (at, c0 + np.uint64(j)))
-            acc[j] = v if v > acc[j] else acc[j]
+            acc[j] += psw[k] * v if weighted else v
+
+    return elements
+
+
+def _fold_max(acc, width, rows, lut, at, c0, first):
+    """``acc = rows[at, c0:c0 + width]`` for a bag's first row, else the element-wise maximum: a value wins only if
+    strictly greater (one ``vmaxps`` per vector), so a NaN already in ``acc`` stays and later NaNs are ignored. For
+    kernels only."""
+
+
+@overload(_fold_max, inline="always", prefer_literal=True)
+def _fold_max_impl(acc, width, rows, lut, at, c0, first):
+    if not isinstance(width, types.IntegerLiteral):  # numba retries with the literal
+        return None
+    n = width.literal_value
+    if _vectors(rows, lut):
+
+        def vectors(acc, width, rows, lut, at, c0, first):
+            if first:
+                vector_copy(acc, 0, rows, (at, c0), n)
+            else:
+                vector_max(acc, 0, rows, (at, c0), n)
+
+        return vectors
+
+    def elements(acc, width, rows, lut, at, c0, first):
+        if first:
+            for j in range(n):
+                acc[j] = _value(rows, lut, (at, c0 + np.uint64(j)))
+        else:
+            for j in range(n):
+                v = _value(rows, lut, (at, c0 + np.uint64(j)))
+                if v > acc[j]:
+                    acc[j] = v
+
+    return elements
+
+
+def _vectors(rows, lut) -> bool:
+    """Whether ``rows`` (a numba array type) can be read in whole vectors: C-contiguous floats, not float16 bits
+    (``lut``, decoded element by element) or a strided view."""
+    return isinstance(lut, types.NoneType) and rows.layout == "C"
 
 
 @functools.cache
@@ -173,11 +226,11 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
     Lays out the bags (``_prepare``), runs the tasks of ``_plan`` (each writes its own bags or partial row:
     race-free), then folds the huge bags' pieces (``_combine``). For each bag and each column block (``starts``)
     the accumulator is a stack array of the constant ``width``, which LLVM keeps in vector registers: a row costs
-    one load and one addition (or ``vmaxps``) per vector, and its block's first ``lines`` cache lines were
-    requested ``_AHEAD`` entries before. ``psw`` (per entry) is None without per-sample weights, ``slot`` (per table
-    row) and ``scaled`` None without max_norm: numba compiles those branches out, so a plain sum's loop holds only
-    the prefetches, the check of the index and the additions. Indices are used as unsigned once checked, so numba
-    adds no negative-index fix-up per access and the loops vectorise.
+    one load and one addition (or ``vmaxps``) per vector (``_add_row``, ``_fold_max``), and its block's first
+    ``lines`` cache lines were requested ``_AHEAD`` entries before. ``psw`` (per entry) is None without per-sample
+    weights, ``slot`` (per table row) and ``scaled`` None without max_norm, ``lut`` None but for float16 tables:
+    numba compiles those branches out, so a plain sum's loop holds only the prefetches, the check of the index and
+    the additions. Indices are used as unsigned once checked, so numba adds no negative-index fix-up per access.
 
     In max mode a later value wins only if strictly greater. A whole bag's first counted row starts the maximum (so
     a NaN there stays, as in torch); a piece of a bag starts at -inf, so NaNs never win there (``_combine`` puts the
@@ -204,8 +257,7 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
                 start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
                 for c in range(starts.shape[0]):
                     c0 = starts[c]
-                    for j in range(width):
-                        acc[j] = -math.inf if maximum else 0
+                    vector_fill(acc, 0, width, -math.inf if maximum else 0)
                     skipped = 0
                     for k in range(start, stop):
                         ahead = flat[np.uint64(min(k + _AHEAD, last))]
@@ -221,36 +273,23 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
                         if maximum:
                             first = piece < 0 and k - start == skipped  # the bag's first counted row
                             if s < 0:
-                                _fold_max(acc, table, lut, row, c0, first)
+                                _fold_max(acc, width, table, lut, row, c0, first)
                             else:
-                                _fold_max(acc, scaled, lut, np.uint64(s), c0, first)
-                            continue
-                        if psw is None and slot is None:
-                            for j in range(width):
-                                acc[j] += _value(table, lut, (row, c0 + np.uint64(j)))
-                            continue
-                        w = out.dtype.type(1) if psw is None else psw[k]
-                        if s < 0:
-                            for j in range(width):
-                                acc[j] += w * _value(table, lut, (row, c0 + np.uint64(j)))
+                                _fold_max(acc, width, scaled, lut, np.uint64(s), c0, first)
+                        elif s < 0:
+                            _add_row(acc, width, table, lut, row, c0, psw, k)
                         else:
-                            for j in range(width):
-                                acc[j] += w * _value(scaled, lut, (np.uint64(s), c0 + np.uint64(j)))
+                            _add_row(acc, width, scaled, lut, np.uint64(s), c0, psw, k)
                     count = stop - start - skipped
                     if piece >= 0:
                         counts[piece] = count
-                        for j in range(width):
-                            partial[piece, c0 + np.uint64(j)] = acc[j]
+                        vector_copy(partial, (piece, c0), acc, 0, width)
                         continue
                     if count == 0:  # an empty or all-padding bag: zeros in every mode
-                        for j in range(width):
-                            acc[j] = 0
+                        vector_fill(acc, 0, width, 0)
                     elif mean and count > 1:
-                        n = out.dtype.type(count)  # an int64 divisor would make it a float64 division
-                        for j in range(width):
-                            acc[j] /= n
-                    for j in range(width):
-                        out[lo + i, c0 + np.uint64(j)] = acc[j]
+                        vector_divide(acc, 0, width, out.dtype.type(count))  # an int64 count: a float64 division
+                    vector_copy(out, (lo + i, c0), acc, 0, width)
         if bad.any():
             return _BAD_INDEX
         _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MAX if maximum else _MEAN if mean else _SUM,
@@ -444,7 +483,8 @@ def _pool(idx, flat, offs, offsets, include_last_offset, weight, mode, pad, psw,
         scaled = scaled.view(table.dtype)
     width, starts = _column_blocks(dim, sums.itemsize)
     pool = _pool_kernel(width, table.itemsize, mode == "max")
-    status = pool(flat, offs, include_last_offset, _TASKS, starts, table, _HALF, pad, psw, slot, scaled, mode == "mean",
+    lut = _HALF if weight.dtype == np.float16 else None
+    status = pool(flat, offs, include_last_offset, _TASKS, starts, table, lut, pad, psw, slot, scaled, mode == "mean",
                   sums)
     if status == _BAD_OFFSETS:  # core finds the offset that breaks a rule, and raises
         core.bag_bounds(idx.shape, offsets, include_last_offset)

@@ -8,6 +8,11 @@
   256-bit vectors by default (a guard against clock throttling on old Xeons); for sums of rows that are already in
   cache, twice the width is worth up to 1.3x. Without AVX-512 the attribute changes nothing.
 - ``prefetch(array, index)``: a software prefetch of one element's cache line, for rows read in random order.
+- ``vector_fill``, ``vector_copy``, ``vector_add``, ``vector_max`` and ``vector_divide``: element-wise operations on
+  ``width`` (a compile-time constant) consecutive elements, emitted as whole-vector instructions. LLVM's loop
+  vectoriser leaves short loops alone (it unrolls loops of up to about 32 elements into scalar code first, and numba
+  keeps the SLP vectoriser that would regroup them off), so a 16-column accumulator loop ran 16 scalar additions per
+  row, with spills; written as vectors, a ``stack_array`` accumulator lives in vector registers at every width.
 - ``load_word(array, index)`` and ``trailing_zeros(x)``: eight bytes at once as a uint64, and the position of its
   lowest set bit, for parsers that look at a whole number's digits in one step (``tokens._parse_ids``).
 - ``stream_line(dst, i, src, k)``, ``stream_scaled_line(dst, i, src, k, scale)`` and ``store_fence()``: a 64-byte
@@ -75,6 +80,125 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+def _chunks(width: int, itemsize: int) -> list[tuple[int, int]]:
+    """``(first, count)`` element ranges covering ``width`` elements: 64-byte vectors, then halving ones for the
+    rest (100 float32: six of 16, one of 4). LLVM splits a 64-byte vector into two where registers are 32 bytes."""
+    found, first, per = [], 0, 64 // itemsize
+    while first < width:
+        count = per
+        while count > width - first:
+            count //= 2
+        found.append((first, count))
+        first += count
+    return found
+
+
+def _elementwise(context, builder, signature, args, width, combine, with_source=True):
+    """Emit ``dst[k] = combine(dst vector, src vector)`` over ``width`` elements from ``&dst[dst_index]`` (and
+    ``&src[src_index]``), one vector load and store per chunk. ``args`` start with dst, dst_index[, src, src_index]."""
+    dtype = signature.args[0].dtype
+    element = context.get_data_type(dtype)
+    itemsize = context.get_abi_sizeof(element)
+    pointers = [_element_pointer(context, builder, *signature.args[k:k + 2], *args[k:k + 2])
+                for k in ((0, 2) if with_source else (0,))]
+    i64 = ir.IntType(64)
+    for first, count in _chunks(width, itemsize):
+        vector = ir.VectorType(element, count).as_pointer()
+        chunk = [builder.bitcast(builder.gep(p, [i64(first)]), vector) for p in pointers]
+        values = [builder.load(c, align=itemsize) for c in chunk]
+        builder.store(combine(builder, *values), chunk[0], align=itemsize)
+
+
+def _splat(builder, value, like):
+    """A vector of ``like``'s type with every element ``value``."""
+    count = like.type.count
+    single = builder.insert_element(ir.Constant(like.type, None), value, ir.IntType(32)(0))
+    return builder.shuffle_vector(single, single, ir.Constant(ir.VectorType(ir.IntType(32), count), [0] * count))
+
+
+def _same_floats(*arrays) -> bool:
+    """Whether all are C-contiguous arrays of one float dtype (so ``width`` elements from one on are adjacent)."""
+    return all(isinstance(a, types.Array) and isinstance(a.dtype, types.Float) and a.layout == "C"
+               for a in arrays) and len({a.dtype for a in arrays}) == 1
+
+
+@intrinsic
+def vector_fill(typingctx, dst, dst_index, width, value):
+    """``dst[dst_index:][:width] = value`` (the elements from ``&dst[dst_index]`` on, in memory order)."""
+    if not (_same_floats(dst) and isinstance(width, types.IntegerLiteral)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        constant = context.cast(builder, args[3], signature.args[3], signature.args[0].dtype)
+        _elementwise(context, builder, signature, args, width.literal_value,
+                     lambda b, old: _splat(b, constant, old), with_source=False)
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_index, width, value), codegen
+
+
+@intrinsic
+def vector_divide(typingctx, dst, dst_index, width, divisor):
+    """``dst[dst_index:][:width] /= divisor`` (a true division, as ``/=`` on each element)."""
+    if not (_same_floats(dst) and isinstance(width, types.IntegerLiteral)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        by = context.cast(builder, args[3], signature.args[3], signature.args[0].dtype)
+        _elementwise(context, builder, signature, args, width.literal_value,
+                     lambda b, old: b.fdiv(old, _splat(b, by, old)), with_source=False)
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_index, width, divisor), codegen
+
+
+@intrinsic
+def vector_copy(typingctx, dst, dst_index, src, src_index, width):
+    """``dst[dst_index:][:width] = src[src_index:][:width]``."""
+    if not (_same_floats(dst, src) and isinstance(width, types.IntegerLiteral)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        _elementwise(context, builder, signature, args, width.literal_value, lambda b, old, new: new)
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_index, src, src_index, width), codegen
+
+
+@intrinsic
+def vector_add(typingctx, dst, dst_index, src, src_index, width, scale):
+    """``dst[dst_index:][:width] += src[src_index:][:width]``, each term times ``scale`` first unless it is None
+    (rounded as ``dst[k] += scale * src[k]``: a multiplication, then an addition, never fused)."""
+    if not (_same_floats(dst, src) and isinstance(width, types.IntegerLiteral)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if isinstance(signature.args[5], types.NoneType):
+            combine = lambda b, old, new: b.fadd(old, new)  # noqa: E731
+        else:
+            factor = context.cast(builder, args[5], signature.args[5], signature.args[0].dtype)
+            combine = lambda b, old, new: b.fadd(old, b.fmul(_splat(b, factor, new), new))  # noqa: E731
+        _elementwise(context, builder, signature, args, width.literal_value, combine)
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_index, src, src_index, width, scale), codegen
+
+
+@intrinsic
+def vector_max(typingctx, dst, dst_index, src, src_index, width):
+    """``dst[k] = src[k] if src[k] > dst[k] else dst[k]`` over ``width`` elements: a NaN already in ``dst`` stays,
+    a NaN in ``src`` never wins (one ``vmaxps`` per vector)."""
+    if not (_same_floats(dst, src) and isinstance(width, types.IntegerLiteral)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        _elementwise(context, builder, signature, args, width.literal_value,
+                     lambda b, old, new: b.select(b.fcmp_ordered(">", new, old), new, old))
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_index, src, src_index, width), codegen
 
 
 def _element_pointer(context, builder, array_type, index_type, array, index):

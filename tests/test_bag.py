@@ -227,6 +227,21 @@ def test_wide_tables_are_summed_in_column_blocks(mode, weighted, max_norm, dtype
     check(bag(indices, weight, np.cumsum(lengths) - lengths, mode, psw, padding_idx=4, max_norm=max_norm))
 
 
+@pytest.mark.parametrize("mode, weighted, max_norm", [("sum", True, None), ("mean", False, 1.0), ("max", False, None)])
+@pytest.mark.parametrize("dtype, dim", [(np.float32, 31), (np.float64, 15)])
+def test_vector_chunks_of_every_size(mode, weighted, max_norm, dtype, dim):
+    """The kernels read and write a row block in 64-byte vectors, then halving ones for the rest: 31 float32
+    columns are vectors of 16, 8, 4, 2 and 1 elements (15 float64 ones: 8, 4, 2, 1), each right, and nothing past
+    the row is read (the next row's columns stay out). The property test covers widths up to 6, the column-block
+    test wider ones."""
+    rng = np.random.default_rng(dim)
+    weight = rng.standard_normal((40, dim)).astype(dtype)
+    lengths = rng.integers(0, 7, size=30)
+    indices = rng.integers(0, 40, size=lengths.sum())
+    psw = rng.standard_normal(indices.size).astype(dtype) if weighted else None
+    check(bag(indices, weight, np.cumsum(lengths) - lengths, mode, psw, padding_idx=3, max_norm=max_norm))
+
+
 @pytest.mark.parametrize("huge", [False, True])
 def test_max_keeps_a_nan_of_the_first_row_and_ignores_later_ones(huge):
     weight = np.array([[np.nan, 1.0], [5.0, np.nan], [2.0, 3.0]], np.float32)

@@ -7,14 +7,16 @@ methods run round-robin in one process (a warm-up, then --runs rounds, each in a
 time is kept. Every call pools a fresh batch of ids drawn from the same distribution, as a pipeline's batches are
 (``BATCHES`` of them in turn): no call finds in cache the very rows the call before it has just read, while the
 frequent words stay cached, as they would. The order changes every round because a method's time depends on its
-predecessor: in a fixed order torch always ran after NumPy's gather, whose 50-160 MB temporaries flush the cache,
-and embedtool after torch, which leaves the frequent rows cached. Printed as ratios, because these machines are
-shared and noisy:
+predecessor: in a fixed order torch always ran after NumPy, whose gather then flushed the cache, and embedtool after
+torch, which leaves the frequent rows cached. Printed as ratios, because these machines are shared and noisy:
 
 - ``embedtool``: embedtool's median time, writing into a reused ``out=`` array as the batch pipeline does.
 - ``vs torch``: torch's median time / embedtool's (> 1: embedtool is faster). torch has no ``out=`` and allocates.
 - ``vs torch, new out``: the same with embedtool allocating a fresh output each call too.
-- ``vs numpy``: ``np.add.reduceat`` (``np.maximum.reduceat`` for max) over the gathered rows / embedtool.
+- ``vs numpy``: NumPy's time / embedtool's. NumPy gathers ``NUMPY_CHUNK`` entries at a time into a reused buffer
+  (``np.take(out=)``) and reduces them with ``np.add.reduceat`` (``np.maximum.reduceat`` for max) into the output.
+  One gather of a whole batch, as before 2026-12-04, made a 50-160 MB temporary per call: it took twice as long, and
+  its page faults and cache flush slowed whichever method ran next (embedtool's and torch's times rose up to 1.8x).
 
     python benchmarks/bench_bag.py            # the full grid
     python benchmarks/bench_bag.py --quick    # 2**15 entries per case, five runs
@@ -38,6 +40,8 @@ DIMS = (100, 300)
 BAGS = ("1", "8", "64", "512", "zipf")
 MODES = ("mean", "sum", "max")
 BATCHES = 16
+#: Entries the NumPy baseline gathers at a time (a 1.2 MB buffer at D=300).
+NUMPY_CHUNK = 1024
 
 
 def make_batches(rng, n: int, dist: str) -> list[np.ndarray]:
@@ -57,14 +61,35 @@ def make_offsets(rng, n: int, bags: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
 
+def chunks(bounds: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Ranges ``lo:hi`` of the bags ``bounds[b]:bounds[b + 1]``, in order, each of at most ``size`` entries (or one
+    longer bag)."""
+    nbags, found, lo = bounds.size - 1, [], 0
+    while lo < nbags:
+        hi = max(lo + 1, int(np.searchsorted(bounds, bounds[lo] + size, side="right")) - 1)
+        found.append((lo, min(hi, nbags)))
+        lo = found[-1][1]
+    return found
+
+
 def methods(weight, batches, offsets, mode, out, torch):
     """name -> callable of a batch number; each computes the full pooled output of that batch."""
-    counts = np.diff(np.append(offsets, batches[0].size))[:, None]
+    bounds = np.append(offsets, batches[0].size)
+    counts = np.diff(bounds)[:, None].astype(weight.dtype)
     reduce = np.maximum.reduceat if mode == "max" else np.add.reduceat
+    ranges = chunks(bounds, NUMPY_CHUNK)
+    rows = np.empty((max(bounds[hi] - bounds[lo] for lo, hi in ranges), weight.shape[1]), weight.dtype)
 
     def numpy_pool(i):
-        pooled = reduce(weight[batches[i]], offsets, axis=0)
-        return pooled / counts if mode == "mean" else pooled
+        """Gather and reduce a chunk of bags at a time through one reused buffer, as a careful NumPy user would."""
+        pooled = np.empty((offsets.size, weight.shape[1]), weight.dtype)
+        for lo, hi in ranges:
+            start, stop = bounds[lo], bounds[hi]
+            gathered = np.take(weight, batches[i][start:stop], axis=0, out=rows[: stop - start])
+            reduce(gathered, offsets[lo:hi] - start, axis=0, out=pooled[lo:hi])
+        if mode == "mean":
+            pooled /= counts
+        return pooled
 
     found = {
         "embedtool": lambda i: embedtool.embedding_bag(batches[i], weight, offsets, mode, out=out),

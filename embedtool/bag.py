@@ -14,8 +14,9 @@ Work is balanced by entries, not by bags: ``_plan`` cuts the bags into tasks of 
 more entries than a task is split across several tasks that reduce into partial rows; ``_combine`` then folds each
 such bag's partials in entry order. So one huge bag among many small ones keeps every thread busy.
 
-float16 tables are read as their uint16 bits and decoded through a 65536-entry table (numba cannot compute with
-float16); their float32 results are rounded to float16 once, by NumPy.
+float16 tables are read as their uint16 bits (numba cannot compute with float16) and widened to float32 in vector
+registers as they are loaded (F16C), or, on CPUs without it, decoded through a 65536-entry table; their float32
+results are rounded to float16 once, by NumPy.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from numba.core import types
 from numba.extending import overload
 
 from . import core
-from .codegen import (prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill, vector_max,
-                      wide_vectors)
+from .codegen import (HAS_F16C, prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill,
+                      vector_max, wide_vectors)
 from .errors import InvalidArgumentError
 from .lookup import index_min_max, renormed_rows
 
@@ -213,9 +214,9 @@ def _fold_max_impl(acc, width, rows, lut, at, c0, first):
 
 
 def _vectors(rows, lut) -> bool:
-    """Whether ``rows`` (a numba array type) can be read in whole vectors: C-contiguous floats, not float16 bits
-    (``lut``, decoded element by element) or a strided view."""
-    return isinstance(lut, types.NoneType) and rows.layout == "C"
+    """Whether ``rows`` (a numba array type) can be read in whole vectors: C-contiguous, and floats or float16 bits
+    on a CPU that widens them in registers (elsewhere those are decoded one by one through ``lut``)."""
+    return rows.layout == "C" and (isinstance(lut, types.NoneType) or HAS_F16C)
 
 
 @functools.cache
@@ -241,7 +242,7 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
     lines = min(_AHEAD_LINES, -(-width // per_line))
 
     @njit(parallel=True, cache=True, nogil=True)
-    def pool(flat, offsets, include_last, ntasks, starts, table, lut, pad, psw, slot, scaled, mean, out):
+    def pool(flat, offsets, include_last, ntasks, starts, table, lut, pad, psw, slot, scaled, mean, out, half):
         bounds, tasks, huge, partial, counts = _prepare(flat, offsets, include_last, ntasks, out)
         if bounds.shape[0] == 0:
             return _BAD_OFFSETS
@@ -289,11 +290,14 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
                         vector_fill(acc, 0, width, 0)
                     elif mean and count > 1:
                         vector_divide(acc, 0, width, out.dtype.type(count))  # an int64 count: a float64 division
-                    vector_copy(out, (lo + i, c0), acc, 0, width)
+                    if half is None:
+                        vector_copy(out, (lo + i, c0), acc, 0, width)
+                    else:  # rounded to float16 as it is stored
+                        vector_copy(half, (lo + i, c0), acc, 0, width)
         if bad.any():
             return _BAD_INDEX
         _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MAX if maximum else _MEAN if mean else _SUM,
-                 partial, counts, out)
+                 partial, counts, out, half)
         return _OK
 
     return pool
@@ -316,8 +320,9 @@ def _column_blocks(dim: int, itemsize: int) -> tuple[int, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, counts, out):
-    """Write each huge bag from its pieces' partial rows, folded in entry order."""
+def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, counts, out, half):
+    """Write each huge bag from its pieces' partial rows, folded in entry order (and rounded into ``half``, unless
+    it is None)."""
     for h in range(huge.shape[0]):
         b, first, stop = huge[h, 0], huge[h, 1], huge[h, 2]
         n = counts[first:stop].sum()
@@ -337,6 +342,20 @@ def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, c
                 x = _value(table, lut, (r, j)) if s < 0 else _value(scaled, lut, (s, j))
                 v = x if x != x else v
             out[b, j] = 0 if n == 0 else v / n if mode == _MEAN else v
+        if half is not None:
+            _narrow_row(half, out, b)
+
+
+@njit(inline="always")
+def _narrow_row(half, rows, b):
+    """``half[b] = rows[b]`` rounded to float16 (bits), 16 columns at a time."""
+    j, dim = 0, rows.shape[1]
+    while j + 16 <= dim:
+        vector_copy(half, (b, j), rows, (b, j), 16)
+        j += 16
+    while j < dim:
+        vector_copy(half, (b, j), rows, (b, j), 1)
+        j += 1
 
 
 def embedding_bag(
@@ -474,6 +493,8 @@ def _pool(idx, flat, offs, offsets, include_last_offset, weight, mode, pad, psw,
         core.bag_bounds(idx.shape, offsets, include_last_offset)
         core.as_indices(idx, num_embeddings, index_min_max, where)
         return result
+    # float16 results are rounded as the kernel stores them (half); sums then holds only the rows of huge bags.
+    half = result.view(np.uint16) if result.dtype == np.float16 and HAS_F16C else None
     sums = result if result.dtype == accumulate else np.empty(result.shape, accumulate)
     table = weight.view(np.uint16) if weight.dtype == np.float16 else weight
     if max_norm is None:
@@ -485,11 +506,11 @@ def _pool(idx, flat, offs, offsets, include_last_offset, weight, mode, pad, psw,
     pool = _pool_kernel(width, table.itemsize, mode == "max")
     lut = _HALF if weight.dtype == np.float16 else None
     status = pool(flat, offs, include_last_offset, _TASKS, starts, table, lut, pad, psw, slot, scaled, mode == "mean",
-                  sums)
+                  sums, half)
     if status == _BAD_OFFSETS:  # core finds the offset that breaks a rule, and raises
         core.bag_bounds(idx.shape, offsets, include_last_offset)
     if status == _BAD_INDEX:  # core finds the first index outside the table, and raises
         core.as_indices(idx, num_embeddings, index_min_max, where)
-    if sums is not result:
+    if sums is not result and half is None:
         result[...] = sums
     return result

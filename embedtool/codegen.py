@@ -13,6 +13,8 @@
   vectoriser leaves short loops alone (it unrolls loops of up to about 32 elements into scalar code first, and numba
   keeps the SLP vectoriser that would regroup them off), so a 16-column accumulator loop ran 16 scalar additions per
   row, with spills; written as vectors, a ``stack_array`` accumulator lives in vector registers at every width.
+  A source of float16 bits (uint16) is widened to float32 as it is loaded, in registers (``vcvtph2ps``; only for
+  CPUs with F16C, ``HAS_F16C``: elsewhere LLVM would call a runtime function that numba does not link).
 - ``load_word(array, index)`` and ``trailing_zeros(x)``: eight bytes at once as a uint64, and the position of its
   lowest set bit, for parsers that look at a whole number's digits in one step (``tokens._parse_ids``).
 - ``stream_line(dst, i, src, k)``, ``stream_scaled_line(dst, i, src, k, scale)`` and ``store_fence()``: a 64-byte
@@ -25,6 +27,7 @@ All are plain LLVM IR (an ``alloca``, a function attribute, intrinsic calls, sto
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
@@ -81,6 +84,10 @@ def prefetch(typingctx, array, index):
 
     return types.void(array, index), codegen
 
+#: Whether this CPU converts float16 to float32 in vector registers (x86's F16C, since 2012): ``vector_*`` take
+#: float16 sources only then.
+HAS_F16C = bool(llvm.get_host_cpu_features().get("f16c"))
+
 
 def _chunks(width: int, itemsize: int) -> list[tuple[int, int]]:
     """``(first, count)`` element ranges covering ``width`` elements: 64-byte vectors, then halving ones for the
@@ -97,18 +104,29 @@ def _chunks(width: int, itemsize: int) -> list[tuple[int, int]]:
 
 def _elementwise(context, builder, signature, args, width, combine, with_source=True):
     """Emit ``dst[k] = combine(dst vector, src vector)`` over ``width`` elements from ``&dst[dst_index]`` (and
-    ``&src[src_index]``), one vector load and store per chunk. ``args`` start with dst, dst_index[, src, src_index]."""
-    dtype = signature.args[0].dtype
-    element = context.get_data_type(dtype)
-    itemsize = context.get_abi_sizeof(element)
-    pointers = [_element_pointer(context, builder, *signature.args[k:k + 2], *args[k:k + 2])
-                for k in ((0, 2) if with_source else (0,))]
+    ``&src[src_index]``), one vector load and store per chunk. ``args`` start with dst, dst_index[, src, src_index].
+    A uint16 array holds float16 bits: its chunks are widened to float32 as they are loaded (``vcvtph2ps``, exact)
+    and rounded to nearest even as they are stored (``vcvtps2ph``, as NumPy's cast rounds)."""
+    sides = [(signature.args[k].dtype, _element_pointer(context, builder, *signature.args[k:k + 2], *args[k:k + 2]))
+             for k in ((0, 2) if with_source else (0,))]
+    halves = any(dtype == types.uint16 for dtype, _ in sides)
+    compute = ir.FloatType() if halves else context.get_data_type(sides[0][0])
     i64 = ir.IntType(64)
-    for first, count in _chunks(width, itemsize):
-        vector = ir.VectorType(element, count).as_pointer()
-        chunk = [builder.bitcast(builder.gep(p, [i64(first)]), vector) for p in pointers]
-        values = [builder.load(c, align=itemsize) for c in chunk]
-        builder.store(combine(builder, *values), chunk[0], align=itemsize)
+    for first, count in _chunks(width, context.get_abi_sizeof(compute)):
+        chunks, values = [], []
+        for dtype, pointer in sides:
+            memory = ir.VectorType(context.get_data_type(dtype), count)
+            chunks.append(builder.bitcast(builder.gep(pointer, [i64(first)]), memory.as_pointer()))
+            value = builder.load(chunks[-1], align=dtype.bitwidth // 8)
+            if dtype == types.uint16:
+                value = builder.fpext(builder.bitcast(value, ir.VectorType(ir.HalfType(), count)),
+                                      ir.VectorType(compute, count))
+            values.append(value)
+        result = combine(builder, *values)
+        if sides[0][0] == types.uint16:
+            result = builder.bitcast(builder.fptrunc(result, ir.VectorType(ir.HalfType(), count)),
+                                     chunks[0].type.pointee)
+        builder.store(result, chunks[0], align=sides[0][0].bitwidth // 8)
 
 
 def _splat(builder, value, like):
@@ -118,10 +136,16 @@ def _splat(builder, value, like):
     return builder.shuffle_vector(single, single, ir.Constant(ir.VectorType(ir.IntType(32), count), [0] * count))
 
 
-def _same_floats(*arrays) -> bool:
-    """Whether all are C-contiguous arrays of one float dtype (so ``width`` elements from one on are adjacent)."""
-    return all(isinstance(a, types.Array) and isinstance(a.dtype, types.Float) and a.layout == "C"
-               for a in arrays) and len({a.dtype for a in arrays}) == 1
+def _same_floats(dst, src=None) -> bool:
+    """Whether ``dst`` and ``src`` are C-contiguous arrays (so ``width`` elements from one on are adjacent) of one
+    float dtype, or ``src`` holds float16 bits (uint16) for a float32 ``dst`` (on F16C CPUs)."""
+    def contiguous(a):
+        return isinstance(a, types.Array) and a.layout == "C"
+
+    if not (contiguous(dst) and isinstance(dst.dtype, types.Float)):
+        return False
+    return src is None or contiguous(src) and (
+        src.dtype == dst.dtype or src.dtype == types.uint16 and dst.dtype == types.float32 and HAS_F16C)
 
 
 @intrinsic
@@ -156,8 +180,8 @@ def vector_divide(typingctx, dst, dst_index, width, divisor):
 
 @intrinsic
 def vector_copy(typingctx, dst, dst_index, src, src_index, width):
-    """``dst[dst_index:][:width] = src[src_index:][:width]``."""
-    if not (_same_floats(dst, src) and isinstance(width, types.IntegerLiteral)):
+    """``dst[dst_index:][:width] = src[src_index:][:width]``; float32 into float16 bits (uint16) too."""
+    if not ((_same_floats(dst, src) or _same_floats(src, dst)) and isinstance(width, types.IntegerLiteral)):
         return None
 
     def codegen(context, builder, signature, args):

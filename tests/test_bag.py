@@ -228,12 +228,12 @@ def test_wide_tables_are_summed_in_column_blocks(mode, weighted, max_norm, dtype
 
 
 @pytest.mark.parametrize("mode, weighted, max_norm", [("sum", True, None), ("mean", False, 1.0), ("max", False, None)])
-@pytest.mark.parametrize("dtype, dim", [(np.float32, 31), (np.float64, 15)])
+@pytest.mark.parametrize("dtype, dim", [(np.float32, 31), (np.float64, 15), (np.float16, 31)])
 def test_vector_chunks_of_every_size(mode, weighted, max_norm, dtype, dim):
     """The kernels read and write a row block in 64-byte vectors, then halving ones for the rest: 31 float32
-    columns are vectors of 16, 8, 4, 2 and 1 elements (15 float64 ones: 8, 4, 2, 1), each right, and nothing past
-    the row is read (the next row's columns stay out). The property test covers widths up to 6, the column-block
-    test wider ones."""
+    columns are vectors of 16, 8, 4, 2 and 1 elements (15 float64 ones: 8, 4, 2, 1; float16 rows are widened to
+    float32 and the results rounded back in the same pieces), each right, and nothing past the row is read (the
+    next row's columns stay out). The property test covers widths up to 6, the column-block test wider ones."""
     rng = np.random.default_rng(dim)
     weight = rng.standard_normal((40, dim)).astype(dtype)
     lengths = rng.integers(0, 7, size=30)

@@ -117,7 +117,9 @@ def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.
     if batch.zero is not None and batch.zero.size:
         values.reshape(-1, values.shape[-1])[batch.zero] = 0
     if options.output_dtype is not None and values.dtype != np.dtype(options.output_dtype):
-        values = values.astype(options.output_dtype)
+        from .lookup import to_float16
+
+        values = to_float16(values) if options.output_dtype == "float16" else values.astype(options.output_dtype)
     if options.mode is not None:
         return writers.vectors_array(values)
     if batch.offsets is not None:

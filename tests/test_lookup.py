@@ -221,3 +221,38 @@ def test_argument_errors_are_value_errors_too():
     with pytest.raises(ValueError):
         embedtool.embedding([0], np.zeros((2, 2), np.float32), padding_idx=9)
     assert issubclass(InvalidArgumentError, EmbedtoolError)
+
+
+# ---- to_float16: the output cast of ``--output-dtype float16``.
+
+
+def assert_same_float16(got, values):
+    """Bit for bit NumPy's cast, but for NaN payloads (the vector conversion quiets signalling NaNs)."""
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == values.shape
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got.view(np.uint16)[~nan], expected.view(np.uint16)[~nan])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(width=32), max_size=70), st.integers(0, 2))
+def test_to_float16_rounds_as_numpy(values, extra_dims):
+    """Every float32 (ties to even, subnormals, overflow to inf, NaN) and every length around the 16-element
+    vectors comes out as NumPy's cast gives it; so do other ranks."""
+    from embedtool.lookup import to_float16
+
+    array = np.array(values, np.float32).reshape((-1,) + (1,) * extra_dims)
+    assert_same_float16(to_float16(array), array)
+
+
+def test_to_float16_over_many_blocks_and_other_dtypes():
+    from embedtool.lookup import _HALF_BLOCK, to_float16
+
+    rng = np.random.default_rng(3)
+    scale = np.float32(2.0) ** rng.integers(-30, 18, size=7 * (_HALF_BLOCK // 2 + 5))  # 3.5 blocks
+    values = (rng.standard_normal(scale.size).astype(np.float32) * scale).reshape(-1, 7)
+    assert_same_float16(to_float16(values), values)
+    for other in (values.astype(np.float64), values[:, ::2]):  # NumPy's cast: float64 and strided arrays
+        assert_same_float16(to_float16(other), other)

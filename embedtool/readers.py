@@ -129,7 +129,7 @@ def open_file(path: str, options: ReadOptions) -> Source:
             return _arrow_source(p, _arrow_kind(suffix, head), options)
         if suffix == ".bin":
             raise InvalidArgumentError(f"{p.name}: a raw token-id file needs --input-format u16, u32, i32 or i64")
-    return _text_source(p.name, open(p, "rb"), p.stat().st_size, options)
+    return _text_source(p.name, lambda: open(p, "rb"), p.stat().st_size, options)
 
 
 def _arrow_kind(suffix: str, head: bytes) -> str:
@@ -202,14 +202,16 @@ def _no_keep(p, options: ReadOptions) -> None:
 # ---- text: ids or tokens, one sequence per line, read in chunks of whole lines.
 
 
-def _text_source(name: str, stream, total: int | None, options: ReadOptions) -> Source:
+def _text_source(name: str, open_stream, total: int | None, options: ReadOptions) -> Source:
+    """Text lines of ids or tokens; ``open_stream()`` gives the binary stream, opened (and closed) only once the
+    batches are read, so that a run stopped before then leaves no file open."""
     _no_keep(name, options)
     as_tokens = options.input_format == "tokens" or (options.input_format is None and options.make_mapper is not None)
     if as_tokens and options.mapper is None:
         if options.make_mapper is None:
             raise InvalidArgumentError(f"{name}: reading tokens needs weights with a vocabulary")
         options.mapper = options.make_mapper()
-    return Source(name, True, (), _text_batches(name, stream, as_tokens, options), total=total, unit="bytes")
+    return Source(name, True, (), _text_batches(name, open_stream, as_tokens, options), total=total, unit="bytes")
 
 
 def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
@@ -236,8 +238,8 @@ def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
         yield rest + b"\n", first_line
 
 
-def _text_batches(name, stream, as_tokens: bool, options: ReadOptions) -> Iterator[Batch]:
-    with stream:
+def _text_batches(name, open_stream, as_tokens: bool, options: ReadOptions) -> Iterator[Batch]:
+    with open_stream() as stream:
         for chunk, first_line in _line_chunks(stream, options.chunk_bytes):
             with in_file(name):
                 if as_tokens:
@@ -340,7 +342,7 @@ def _stdin_source(options: ReadOptions) -> Source:
         return _record_batch_source("stdin", reader.schema, _stream_batches("stdin", reader), None, options)
     if options.input_format in RAW_FORMATS:
         raise InvalidArgumentError("stdin: raw token-id input must be a file (it is memory-mapped)")
-    return _text_source("stdin", stream, None, options)
+    return _text_source("stdin", lambda: stream, None, options)
 
 
 def _check_raw_format(name, options):

@@ -449,6 +449,7 @@ def test_ctrl_c_leaves_no_output(tmp_path, weight):
     proc.send_signal(signal.SIGINT)
     proc.stdin.close()
     proc.wait(timeout=30)
+    proc.stderr.close()
     assert proc.returncode != 0
     assert (tmp_path / "o.arrow").read_bytes() == b"old"
     assert no_temp_files(tmp_path)

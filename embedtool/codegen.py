@@ -148,19 +148,25 @@ def _same_floats(dst, src=None) -> bool:
         src.dtype == dst.dtype or src.dtype == types.uint16 and dst.dtype == types.float32 and HAS_F16C)
 
 
+def _with_scalar(width, operation):
+    """The codegen of ``dst[k] = operation(builder, dst vector, scalar vector)`` over ``width`` elements, for
+    intrinsics taking ``(dst, dst_index, width, scalar)``."""
+
+    def codegen(context, builder, signature, args):
+        scalar = context.cast(builder, args[3], signature.args[3], signature.args[0].dtype)
+        _elementwise(context, builder, signature, args, width.literal_value,
+                     lambda b, old: operation(b, old, _splat(b, scalar, old)), with_source=False)
+        return context.get_dummy_value()
+
+    return codegen
+
+
 @intrinsic
 def vector_fill(typingctx, dst, dst_index, width, value):
     """``dst[dst_index:][:width] = value`` (the elements from ``&dst[dst_index]`` on, in memory order)."""
     if not (_same_floats(dst) and isinstance(width, types.IntegerLiteral)):
         return None
-
-    def codegen(context, builder, signature, args):
-        constant = context.cast(builder, args[3], signature.args[3], signature.args[0].dtype)
-        _elementwise(context, builder, signature, args, width.literal_value,
-                     lambda b, old: _splat(b, constant, old), with_source=False)
-        return context.get_dummy_value()
-
-    return types.void(dst, dst_index, width, value), codegen
+    return types.void(dst, dst_index, width, value), _with_scalar(width, lambda b, old, value: value)
 
 
 @intrinsic
@@ -168,14 +174,7 @@ def vector_divide(typingctx, dst, dst_index, width, divisor):
     """``dst[dst_index:][:width] /= divisor`` (a true division, as ``/=`` on each element)."""
     if not (_same_floats(dst) and isinstance(width, types.IntegerLiteral)):
         return None
-
-    def codegen(context, builder, signature, args):
-        by = context.cast(builder, args[3], signature.args[3], signature.args[0].dtype)
-        _elementwise(context, builder, signature, args, width.literal_value,
-                     lambda b, old: b.fdiv(old, _splat(b, by, old)), with_source=False)
-        return context.get_dummy_value()
-
-    return types.void(dst, dst_index, width, divisor), codegen
+    return types.void(dst, dst_index, width, divisor), _with_scalar(width, lambda b, old, by: b.fdiv(old, by))
 
 
 @intrinsic

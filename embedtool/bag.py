@@ -35,7 +35,7 @@ from . import core
 from .codegen import (HAS_F16C, prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill,
                       vector_max, wide_vectors)
 from .errors import InvalidArgumentError
-from .lookup import index_min_max, renormed_rows
+from .lookup import index_min_max, renormed_rows, round_to_half
 
 _SUM, _MEAN, _MAX = range(3)
 _INT64, _FLOAT32, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float32), np.dtype(np.float64)
@@ -343,19 +343,7 @@ def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, c
                 v = x if x != x else v
             out[b, j] = 0 if n == 0 else v / n if mode == _MEAN else v
         if half is not None:
-            _narrow_row(half, out, b)
-
-
-@njit(inline="always")
-def _narrow_row(half, rows, b):
-    """``half[b] = rows[b]`` rounded to float16 (bits), 16 columns at a time."""
-    j, dim = 0, rows.shape[1]
-    while j + 16 <= dim:
-        vector_copy(half, (b, j), rows, (b, j), 16)
-        j += 16
-    while j < dim:
-        vector_copy(half, (b, j), rows, (b, j), 1)
-        j += 1
+            round_to_half(half[b], out[b])
 
 
 def embedding_bag(

@@ -238,18 +238,25 @@ def _row_norms(matrix, rows, p):
 _HALF_BLOCK = 1 << 16
 
 
+@njit(inline="always")
+def round_to_half(bits, values):
+    """``bits[i]`` = the float16 bits of ``values[i]`` (1-D float32), rounded to nearest even, 16 at a time."""
+    j, n = 0, values.shape[0]
+    while j + 16 <= n:
+        vector_copy(bits, j, values, j, 16)
+        j += 16
+    while j < n:
+        vector_copy(bits, j, values, j, 1)
+        j += 1
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _round_to_half(values, bits):
-    """``bits[i]`` = the float16 bits of ``values[i]`` (flat float32), rounded to nearest even, 16 at a time."""
+    """``round_to_half`` over flat arrays, a block per task."""
     n = values.shape[0]
     for block in prange(-(-n // _HALF_BLOCK)):
-        j, stop = block * _HALF_BLOCK, min(n, (block + 1) * _HALF_BLOCK)
-        while j + 16 <= stop:
-            vector_copy(bits, j, values, j, 16)
-            j += 16
-        while j < stop:
-            vector_copy(bits, j, values, j, 1)
-            j += 1
+        start, stop = block * _HALF_BLOCK, min(n, (block + 1) * _HALF_BLOCK)
+        round_to_half(bits[start:stop], values[start:stop])
 
 
 def to_float16(values: np.ndarray) -> np.ndarray:

@@ -438,8 +438,9 @@ def embedding_bag(
     max_norm, norm_type = core.check_max_norm(max_norm, norm_type)
     idx = input if isinstance(input, np.ndarray) else np.asarray(input)
     offs = core.bag_offsets(idx.shape, offsets, include_last_offset)
-    if offs is None:  # 2-D: each row a bag
+    if offs is None:  # 2-D: each row a bag, and include_last_offset ignored, as in torch
         offs = np.arange(idx.shape[0], dtype=np.int64) * idx.shape[1]
+        include_last_offset = False
     accumulate = np.dtype(np.float64 if weight.dtype.itemsize == 8 else np.float32)
     psw = core.sample_weights(per_sample_weights, idx.shape, mode, accumulate)
     # Native integers are range-checked by the kernels as they read them; max_norm reads rows first.

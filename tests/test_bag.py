@@ -194,6 +194,9 @@ def test_2d_input_and_csr_offsets_are_the_same_bags(mode):
     csr = embedtool.embedding_bag(indices.reshape(-1), weight, np.arange(7) * 11, mode, padding_idx=3,
                                   include_last_offset=True)
     np.testing.assert_array_equal(csr, expected)
+    # torch ignores include_last_offset for 2-D input (each row is a bag either way)
+    np.testing.assert_array_equal(
+        embedtool.embedding_bag(indices, weight, mode=mode, padding_idx=3, include_last_offset=True), expected)
 
 
 @pytest.mark.parametrize("mode", MODES)

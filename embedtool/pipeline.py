@@ -108,7 +108,7 @@ def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer
     ids = batch.ids if batch.offsets is not None else batch.ids.reshape(batch.ids.shape[0], -1)
     return embedding_bag(ids, weight, batch.offsets, options.mode, padding_idx=options.padding_idx,
                          include_last_offset=batch.offsets is not None, max_norm=options.max_norm,
-                         norm_type=options.norm_type, out=buffer.get((batch.rows, dim), weight.dtype),
+                         norm_type=options.norm_type, out=buffer.get((batch.rows, dim), weight.dtype.newbyteorder("=")),
                          where=batch.where)
 
 

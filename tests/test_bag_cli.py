@@ -63,6 +63,14 @@ def test_npy_rows_are_bags(tmp_path, weight):
     np.testing.assert_array_equal(pooled(tmp_path / "o.parquet"), naive.embedding_bag(ids, weight, mode="max"))
 
 
+def test_big_endian_weights(tmp_path, weight):
+    sequences = [[1, 2], [3]]
+    np.save(tmp_path / "wbe.npy", weight.astype(">f4"))
+    (tmp_path / "ids.txt").write_text("1 2\n3\n")
+    run(tmp_path / "wbe.npy", tmp_path / "ids.txt", "-o", tmp_path / "o.arrow", "--mode", "mean")
+    np.testing.assert_allclose(pooled(tmp_path / "o.arrow"), reference(sequences, weight, "mean"), rtol=1e-6)
+
+
 def test_parquet_lists_with_keep_and_max_norm(tmp_path, weight):
     sequences = [[5, 6], [7], [], [8, 9, 10]]
     pq.write_table(pa.table({"doc": ["a", "b", "c", "d"], "ids": sequences}), tmp_path / "in.parquet")

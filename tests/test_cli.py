@@ -1,6 +1,7 @@
 """The ``embed``, ``info`` and ``--version`` commands, driven as a user would (CliRunner and a real subprocess)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,20 @@ def test_error_leaves_existing_output_untouched(files):
     assert "index 50 at position 50" in result.output
     assert (tmp_path / "o.arrow").read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.npy", "o.arrow", "w.npy"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_output_file_mode_follows_the_umask(files, umask, mode):
+    tmp_path, _, _ = files
+    np.save(tmp_path / "ids.npy", np.arange(6))
+    previous = os.umask(umask)
+    try:
+        result = runner.invoke(app, ["embed", str(tmp_path / "w.npy"), str(tmp_path / "ids.npy"), "-o",
+                                     str(tmp_path / "o.arrow"), "-q"])
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o.arrow").stat().st_mode & 0o777 == mode
 
 
 def test_usage_errors_exit_2(files):

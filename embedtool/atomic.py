@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
@@ -16,20 +16,15 @@ def atomic_path(target: str | os.PathLike):
     untouched.
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    os.close(fd)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    # Created as the target would be, 0666 less the umask (mkstemp's 0600 would survive the rename, and other users
+    # of a shared filesystem could not read the output); O_EXCL, so an existing file is never taken over.
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would survive the rename: other users could not read it
+        yield tmp
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
-
-def _umask() -> int:
-    """The process's umask (read by setting it and putting it back: there is no other portable way)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -436,7 +436,7 @@ def embedding_bag(
     core.check_bag_mode(mode)
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, norm_type = core.check_max_norm(max_norm, norm_type)
-    idx = input if isinstance(input, np.ndarray) else np.asarray(input)
+    idx = core.index_array(input)
     offs = core.bag_offsets(idx.shape, offsets, include_last_offset)
     if offs is None:  # 2-D: each row a bag, and include_last_offset ignored, as in torch
         offs = np.arange(idx.shape[0], dtype=np.int64) * idx.shape[1]

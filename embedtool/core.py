@@ -115,6 +115,17 @@ def array_position(shape: tuple[int, ...], offset: int = 0) -> Where:
     return where
 
 
+def index_array(input) -> np.ndarray:
+    """``input`` as an ndarray (not copied if it is one). A ragged nested list is a clear error, not NumPy's."""
+    if isinstance(input, np.ndarray):
+        return input
+    try:
+        return np.asarray(input)
+    except ValueError:
+        raise InvalidArgumentError("indices must be a rectangular array, got a ragged sequence; for bags of "
+                                   "different sizes pass flat indices with offsets") from None
+
+
 def as_indices(input, num_embeddings: int, min_max: Callable, where: Where | None = None) -> np.ndarray:
     """Return ``input`` as a native-endian integer ndarray whose values all lie in ``0..N-1``.
 
@@ -122,7 +133,7 @@ def as_indices(input, num_embeddings: int, min_max: Callable, where: Where | Non
     (parallel) scan; only when it finds a value out of range is the first offender looked up, so the happy path
     costs one read of the indices. Raises ``BadIndexError`` naming the value, its position and N.
     """
-    idx = input if isinstance(input, np.ndarray) else np.asarray(input)
+    idx = index_array(input)
     where = where or array_position(idx.shape)
     kind = idx.dtype.kind
     if kind == "b":

@@ -377,7 +377,7 @@ def _indices(input, num_embeddings: int, where, stream):
         host = None
         flat = _contiguous(d, "input").reshape(d.size)
     else:
-        host = np.asarray(input) if d is None else d.copy_to_host()
+        host = core.index_array(input) if d is None else d.copy_to_host()
         if host.dtype.kind not in "iu" or not host.dtype.isnative:
             host = core.as_indices(host, num_embeddings, index_min_max, where)
         flat = cuda.to_device(np.ascontiguousarray(host).reshape(-1), stream=stream)
@@ -607,7 +607,7 @@ def embedding_bag_cuda(
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, p = core.check_max_norm(max_norm, norm_type)
     d_input = _on_device(input)
-    idx = np.asarray(input) if d_input is None else d_input
+    idx = core.index_array(input) if d_input is None else d_input
     bounds = core.bag_bounds(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
     psw = _device_sample_weights(per_sample_weights, idx.shape, mode, stream)
     flat, _ = _indices(idx, num_embeddings, where, stream)

@@ -386,6 +386,12 @@ def test_bad_arguments(kwargs, message, as_array):
     assert isinstance(info.value, ValueError)
 
 
+def test_ragged_lists_are_a_clear_error():
+    with pytest.raises(InvalidArgumentError, match="^indices must be a rectangular array, got a ragged sequence; for "
+                       "bags of different sizes pass flat indices with offsets$"):
+        embedtool.embedding_bag([[0, 1], [2]], np.zeros((4, 2), np.float32))
+
+
 def test_bad_index_names_its_position_and_the_callers_place():
     weight = np.zeros((5, 2), np.float32)
     with pytest.raises(BadIndexError, match=r"^index 5 at position \(1, 0\) is out of range \(the table has 5 rows"):

@@ -201,6 +201,7 @@ def test_bad_indices(indices, message):
     [
         ({"input": np.array([True])}, "indices must be integers, got a bool array"),
         ({"input": ["a"]}, "indices must be integers, got dtype <U1"),
+        ({"input": [[0, 1], [2]]}, "indices must be a rectangular array, got a ragged sequence"),
         ({"weight": np.zeros(5, np.float32)}, "weight must be 2-D"),
         ({"weight": np.zeros((5, 2, 1), np.float32)}, "weight must be 2-D"),
         ({"weight": np.zeros((5, 2), np.int32)}, "weight dtype must be float16, float32 or float64, got int32"),

@@ -279,7 +279,11 @@ def info(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM (``kill``, a pipeline's timeout) exits as Ctrl-C does, through the
+    cleanup that removes a half-written output's temporary file."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     app()
 
 

@@ -160,6 +160,21 @@ def test_error_leaves_existing_output_untouched(files):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.npy", "o.arrow", "w.npy"]
 
 
+def test_unwritable_output_fails_before_the_work(files):
+    """-o naming a directory or a file in a missing directory: one line naming the target, before any input is
+    read (the ids here are out of range, which would be the error if the work ran first)."""
+    tmp_path, _, _ = files
+    np.save(tmp_path / "ids.npy", np.array([99]))
+    (tmp_path / "out.arrow").mkdir()
+    for target, message in [("out.arrow", "out.arrow: is a directory; name an output file"),
+                            ("missing/o.arrow", "missing/o.arrow: no such directory 'missing'")]:
+        result = subprocess.run([str(EMBEDTOOL), "embed", "w.npy", "ids.npy", "-o", target], cwd=tmp_path,
+                                capture_output=True, text=True)
+        assert (result.returncode, result.stderr, result.stdout) == (1, f"Error: {message}\n", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.npy", "out.arrow", "w.npy"]
+    assert list((tmp_path / "out.arrow").iterdir()) == []
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_output_file_mode_follows_the_umask(files, umask, mode):
     tmp_path, _, _ = files

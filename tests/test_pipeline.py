@@ -438,15 +438,17 @@ def test_arrow_stream_on_stdin(tmp_path, weight):
     np.testing.assert_array_equal(rows[1], weight[[5, 6]])
 
 
-def test_ctrl_c_leaves_no_output(tmp_path, weight):
-    """Interrupted mid-stream (input still arriving): no output file, no temp file, the old output intact."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_no_output(tmp_path, weight, signum):
+    """Interrupted mid-stream (Ctrl-C or kill; input still arriving): no output file, no temp file, the old output
+    intact."""
     (tmp_path / "o.arrow").write_bytes(b"old")
     proc = subprocess.Popen([EMBEDTOOL, "embed", "w.npy", "-", "-o", "o.arrow", "-q", "--batch-rows", "1"],
                             cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdin.write(b"1 2 3\n" * 200_000)
     proc.stdin.flush()
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     proc.stdin.close()
     proc.wait(timeout=30)
     proc.stderr.close()

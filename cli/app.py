@@ -97,6 +97,15 @@ Oov = Annotated[
     typer.Option("--oov", help="Tokens not in the vocabulary: error, unk, padding, skip or zero "
                  "(default: unk when the vocabulary has <unk> or [UNK], else error)."),
 ]
+BagPaddingIdx = Annotated[
+    Optional[int], typer.Option("--padding-idx", help="Entries with this index are skipped and not counted "
+                                "(negative: from the end).")
+]
+BagOov = Annotated[
+    Optional[str],
+    typer.Option("--oov", help="Tokens not in the vocabulary: error, unk, padding (skipped as padding is) or skip "
+                 "(default: unk when the vocabulary has <unk> or [UNK], else error)."),
+]
 UnkToken = Annotated[Optional[str], typer.Option("--unk-token", help="The unknown token (default <unk> or [UNK]).")]
 LowercaseFallback = Annotated[bool, typer.Option("--lowercase-fallback", help="Retry OOV tokens in lower case.")]
 OutputDtype = Annotated[Optional[str], typer.Option("--output-dtype", help="Cast the vectors: float16 or float32.")]
@@ -199,7 +208,10 @@ def bag(
     input: InputArg,
     output: OutputOpt,
     mode: Annotated[str, typer.Option("--mode", help="How a sequence's vectors pool: mean, sum or max.")] = "mean",
-    padding_idx: PaddingIdx = None,
+    weights_column: Annotated[Optional[str], typer.Option(
+        "--weights-column", help="Arrow/Parquet column of per-sample weights (a number per id, lists as long as the "
+        "ids' lists) that scale each vector of a --mode sum.")] = None,
+    padding_idx: BagPaddingIdx = None,
     max_norm: MaxNorm = None,
     norm_type: NormType = 2.0,
     input_format: InputFormat = None,
@@ -207,7 +219,7 @@ def bag(
     keep: Keep = [],
     tokenizer: Tokenizer = "space",
     seq_len: SeqLen = None,
-    oov: Oov = None,
+    oov: BagOov = None,
     unk_token: UnkToken = None,
     lowercase_fallback: LowercaseFallback = False,
     output_dtype: OutputDtype = None,
@@ -228,11 +240,14 @@ def bag(
         embedtool bag glove.arrow sentences.txt -o sentence_vectors.parquet --mode mean --oov skip
 
         embedtool bag weights.npy ids.npy -o pooled.arrow --mode max --padding-idx 0
+
+        embedtool bag glove.arrow docs.parquet -o tfidf.arrow --mode sum --column tokens --weights-column tfidf
     """
-    _run(weights, input, output, quiet, progress, scheduler, mode=mode, padding_idx=padding_idx, max_norm=max_norm,
-         norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
-         seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
-         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads, device=device, resume=resume)
+    _run(weights, input, output, quiet, progress, scheduler, mode=mode, weights_column=weights_column,
+         padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
+         keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov, unk_token=unk_token,
+         lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, batch_rows=batch_rows, threads=threads,
+         device=device, resume=resume)
 
 
 def _print_summary(summary) -> None:

@@ -681,11 +681,12 @@ class DeviceTable:
         Parameters
         ----------
         batches : iterable
-            Objects with ``ids`` (a host index array), ``offsets`` and ``where``, such as the pipeline's
-            ``readers.Batch``. Without ``mode``, values are ``embedding(ids)`` (``offsets`` is not used). With
-            ``mode``, each row of ``ids`` is a bag when ``offsets`` is None, otherwise bag ``b`` is
-            ``ids[offsets[b]:offsets[b + 1]]`` (CSR offsets, one more than the bags). ``where`` names a flat
-            position of ``ids`` in errors (None: the position within the batch).
+            Objects with ``ids`` (a host index array), ``offsets`` and ``where``, and optionally ``weights``
+            (per-sample weights for ``mode="sum"``, flat, one per id), such as the pipeline's ``readers.Batch``.
+            Without ``mode``, values are ``embedding(ids)`` (``offsets`` is not used). With ``mode``, each row of
+            ``ids`` is a bag when ``offsets`` is None, otherwise bag ``b`` is ``ids[offsets[b]:offsets[b + 1]]``
+            (CSR offsets, one more than the bags). ``where`` names a flat position of ``ids`` in errors (None: the
+            position within the batch).
         padding_idx, max_norm, norm_type
             As for ``embedding_cuda``; checked once, before the first batch.
         mode : {None, "sum", "mean", "max"}
@@ -759,7 +760,10 @@ class _Slot:
         if bounds is None:
             _lookup(flat, weight, pad, max_norm, p, out, stream)
         else:
-            _pool(flat, cuda.to_device(bounds, stream=stream), weight, pad, max_norm, p, None, mode, out, stream)
+            weights = getattr(batch, "weights", None)
+            psw = None if weights is None else _device_sample_weights(weights.reshape(idx.shape), idx.shape, mode,
+                                                                      stream)
+            _pool(flat, cuda.to_device(bounds, stream=stream), weight, pad, max_norm, p, psw, mode, out, stream)
         out.copy_to_host(self.values.reshape(-1, dim), stream=stream)
 
     def result(self) -> tuple:

@@ -24,7 +24,7 @@ from . import __version__, core, writers
 from .atomic import atomic_path
 from .errors import GpuUnavailableError, InvalidArgumentError, in_file
 from .progress import progress_bar
-from .readers import Batch, ReadOptions, Source, column_batch, column_kind, open_sources, pick_column
+from .readers import Batch, ReadOptions, Source, check_columns, column_batch, column_kind, open_sources
 from .tokens import TokenMapper
 from .vectors import Vectors, load_vectors
 
@@ -34,13 +34,15 @@ OUTPUT_DTYPES = ("float16", "float32", "float64")
 
 @dataclass
 class EmbedOptions:
-    """What is computed for each batch: the lookup options, pooling (``mode``) and the output dtype."""
+    """What is computed for each batch: the lookup options, pooling (``mode``), the input column of per-sample
+    weights and the output dtype."""
 
     padding_idx: int | None = None
     max_norm: float | None = None
     norm_type: float = 2.0
     mode: str | None = None
     output_dtype: str | None = None
+    weights_column: str | None = None
 
     def check(self, weight: np.ndarray) -> None:
         """Validate everything before any input is read or output written."""
@@ -50,9 +52,14 @@ class EmbedOptions:
             raise InvalidArgumentError(f"unknown mode {self.mode!r}; choose one of {', '.join(core.BAG_MODES)}")
         if self.output_dtype is not None and self.output_dtype not in OUTPUT_DTYPES:
             raise InvalidArgumentError(f"unknown output dtype {self.output_dtype!r}; choose one of {', '.join(OUTPUT_DTYPES)}")
+        if self.weights_column is not None and self.mode != "sum":
+            raise InvalidArgumentError("--weights-column needs bag --mode sum (per-sample weights scale the rows "
+                                       "of a sum, as in torch)")
 
     def metadata(self) -> dict:
         found = {"padding_idx": self.padding_idx, "max_norm": self.max_norm, "norm_type": self.norm_type}
+        if self.weights_column is not None:
+            found["weights_column"] = self.weights_column
         return found if self.mode is None else {**found, "mode": self.mode}
 
 
@@ -106,7 +113,8 @@ def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer
     from .bag import embedding_bag
 
     ids = batch.ids if batch.offsets is not None else batch.ids.reshape(batch.ids.shape[0], -1)
-    return embedding_bag(ids, weight, batch.offsets, options.mode, padding_idx=options.padding_idx,
+    psw = None if batch.weights is None else batch.weights.reshape(ids.shape)
+    return embedding_bag(ids, weight, batch.offsets, options.mode, psw, padding_idx=options.padding_idx,
                          include_last_offset=batch.offsets is not None, max_norm=options.max_norm,
                          norm_type=options.norm_type, out=buffer.get((batch.rows, dim), weight.dtype.newbyteorder("=")),
                          where=batch.where)
@@ -265,6 +273,7 @@ def embed_path(
     input_format: str | None = None,
     column: str | None = None,
     keep=(),
+    weights_column: str | None = None,
     tokenizer: str = "space",
     seq_len: int | None = None,
     oov: str | None = None,
@@ -282,13 +291,15 @@ def embed_path(
     ``-`` (stdin); ``output`` is ``.arrow``/``.feather``/``.arrows``/``.parquet`` or ``-`` (an IPC stream on
     stdout). Every output file is written atomically; ``resume`` skips shards whose output already exists.
     ``device``: ``auto`` runs on the GPU when one is usable (the table is copied there once), ``cuda`` insists,
-    ``cpu`` never touches CUDA.
+    ``cpu`` never touches CUDA. ``weights_column`` (with ``mode="sum"``) names the Arrow/Parquet column of
+    per-sample weights: a number per id, in lists as long as the ids' lists.
     """
     vectors = weights if isinstance(weights, Vectors) else load_vectors(weights)
     weight = vectors.matrix
-    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype)
+    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column)
     options.check(weight)
-    read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), tokenizer=tokenizer,
+    read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), weights_column=weights_column,
+                       tokenizer=tokenizer,
                        seq_len=seq_len, batch_rows=batch_rows,
                        chunk_bytes=_chunk_bytes(weight),
                        max_ids=max(1, BATCH_BYTES // max(1, weight.shape[1] * weight.dtype.itemsize)))
@@ -387,6 +398,7 @@ def embed_table(
     unk_token: str | None = None,
     lowercase_fallback: bool = False,
     keep=(),
+    weights_column: str | None = None,
     output_dtype: str | None = None,
 ) -> pa.Table:
     """Embed one Arrow table: ``keep`` columns plus ``embedding``; the CLI's per-batch code path, engine-neutral.
@@ -394,11 +406,13 @@ def embed_table(
     A module-level ``pa.Table -> pa.Table`` function, so Ray Data's ``map_batches(embed_table,
     batch_format="pyarrow", fn_kwargs=...)``, Spark's ``mapInArrow`` and Dask can all call it.
     """
-    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype)
+    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column)
     options.check(vectors.matrix)
-    source_column = pick_column("table", table.schema, column, keep, vectors.tokens is not None)
+    read = ReadOptions(column=column, keep=tuple(keep), weights_column=weights_column)
+    source_column = check_columns("table", table.schema, read, vectors.tokens is not None)
     layout, values = column_kind(table.schema.field(source_column).type)
     mapper = _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) if values == "tokens" else None
-    batch = column_batch(table.column(source_column).combine_chunks(), layout, values, 0, mapper)
+    weights = None if weights_column is None else table.column(weights_column).combine_chunks()
+    batch = column_batch(table.column(source_column).combine_chunks(), layout, values, 0, mapper, weights)
     result = embed_batch(batch, vectors.matrix, options)
     return pa.table([*(table.column(k) for k in keep), result], names=[*keep, "embedding"])

@@ -32,13 +32,15 @@ class Batch:
 
     Fixed-shape rows: ``ids`` has shape ``(rows, *inner)`` and ``offsets`` is None. Ragged rows (sequences):
     ``ids`` is flat and ``offsets`` (rows + 1, int64) delimits each row. ``zero`` lists flat positions that embed
-    to zeros (OOV tokens under ``--oov zero``); ``keep`` are columns carried to the output row by row.
+    to zeros (OOV tokens under ``--oov zero``); ``keep`` are columns carried to the output row by row;
+    ``weights`` are per-sample weights (``--weights-column``), flat and aligned with ``ids``, or None.
     """
 
     ids: np.ndarray
     offsets: np.ndarray | None
     where: core.Where
     keep: list = field(default_factory=list)
+    weights: np.ndarray | None = None
     zero: np.ndarray | None = None
     size: int = 0  # progress units (bytes or rows) this batch accounts for
     oov: int = 0  # OOV tokens in this batch
@@ -70,6 +72,7 @@ class ReadOptions:
     input_format: str | None = None
     column: str | None = None
     keep: tuple = ()
+    weights_column: str | None = None
     tokenizer: str = "space"
     seq_len: int | None = None
     batch_rows: int | None = None
@@ -95,6 +98,8 @@ def open_sources(path: str, options: ReadOptions) -> list[Source]:
         raise InvalidArgumentError(f"unknown --input-format {options.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
     if options.tokenizer not in TOKENIZERS:
         raise InvalidArgumentError(f"unknown --tokenizer {options.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+    if options.seq_len is not None and options.input_format not in RAW_FORMATS:
+        raise InvalidArgumentError("--seq-len applies to raw token-id input (--input-format u16, u32, i32 or i64)")
     if path == "-":
         return [_stdin_source(options)]
     if Path(path).is_dir():
@@ -152,7 +157,7 @@ def _npy_source(p: Path, options: ReadOptions) -> Source:
         raise InputFormatError(f"{p}: not a readable .npy file ({e})") from None
     if ids.dtype.kind not in "iuf":
         raise InputFormatError(f"{p}: indices must be integers, got dtype {ids.dtype}")
-    _no_keep(p, options)
+    _no_columns(p, options)
     shape = ids.shape
     rows = ids.reshape(1) if ids.ndim == 0 else ids
     where = (lambda start: core.array_position(shape, offset=start)) if ids.ndim else (lambda start: core.array_position(()))
@@ -161,7 +166,7 @@ def _npy_source(p: Path, options: ReadOptions) -> Source:
 
 
 def _raw_source(p: Path, dtype, options: ReadOptions) -> Source:
-    _no_keep(p, options)
+    _no_columns(p, options)
     itemsize = np.dtype(dtype).itemsize
     size = p.stat().st_size
     if size % itemsize:
@@ -194,9 +199,12 @@ def _array_batches(rows: np.ndarray, where, options: ReadOptions) -> Iterator[Ba
         yield Batch(chunk, None, where(start), size=chunk.shape[0])
 
 
-def _no_keep(p, options: ReadOptions) -> None:
-    if options.keep:
-        raise InvalidArgumentError(f"{p}: --keep needs an Arrow or Parquet input (this input has no columns)")
+def _no_columns(p, options: ReadOptions) -> None:
+    """Refuse the options that name columns (rather than ignore them) for an input without columns."""
+    for option, given in (("--column", options.column), ("--keep", options.keep),
+                          ("--weights-column", options.weights_column)):
+        if given:
+            raise InvalidArgumentError(f"{p}: {option} needs an Arrow or Parquet input (this input has no columns)")
 
 
 # ---- text: ids or tokens, one sequence per line, read in chunks of whole lines.
@@ -205,8 +213,10 @@ def _no_keep(p, options: ReadOptions) -> None:
 def _text_source(name: str, open_stream, total: int | None, options: ReadOptions) -> Source:
     """Text lines of ids or tokens; ``open_stream()`` gives the binary stream, opened (and closed) only once the
     batches are read, so that a run stopped before then leaves no file open."""
-    _no_keep(name, options)
+    _no_columns(name, options)
     as_tokens = options.input_format == "tokens" or (options.input_format is None and options.make_mapper is not None)
+    if not as_tokens and options.tokenizer != "space":
+        raise InvalidArgumentError(f"{name}: --tokenizer applies to tokens; this input is read as ids")
     if as_tokens and options.mapper is None:
         if options.make_mapper is None:
             raise InvalidArgumentError(f"{name}: reading tokens needs weights with a vocabulary")
@@ -271,13 +281,16 @@ def _token_batches(chunk: bytes, first_line: int, options: ReadOptions) -> Itera
 
 
 def _mapped(ids, offsets, tokens_at, first_row: int, row_word: str, col_word: str, base: int,
-            mapper: TokenMapper) -> Batch:
-    """A batch of token sequences mapped to ids (looked up already, -1 for OOV); ``oov`` counts its OOV tokens."""
+            mapper: TokenMapper, weights: np.ndarray | None = None) -> Batch:
+    """A batch of token sequences mapped to ids (looked up already, -1 for OOV); ``oov`` counts its OOV tokens.
+    Per-sample ``weights`` of skipped tokens are dropped with them."""
     before = mapper.oov_tokens
-    ids, mapped_offsets, zero = mapper.map(ids, offsets, ragged_where(offsets, first_row, row_word, col_word, base),
-                                           tokens_at)
+    ids, mapped_offsets, zero, kept = mapper.map(ids, offsets, ragged_where(offsets, first_row, row_word, col_word,
+                                                                            base), tokens_at)
+    if weights is not None and kept is not None:
+        weights = weights[kept]
     where = ragged_where(mapped_offsets, first_row, row_word, col_word, base)
-    return Batch(ids, mapped_offsets, where, zero=zero, oov=mapper.oov_tokens - before)
+    return Batch(ids, mapped_offsets, where, zero=zero, oov=mapper.oov_tokens - before, weights=weights)
 
 
 def _split_rows(batch: Batch, max_rows: int | None) -> Iterator[Batch]:
@@ -334,7 +347,7 @@ def _stdin_source(options: ReadOptions) -> Source:
     head = stdin.read(4)
     stream = _Prefixed(head, stdin)
     if head == _IPC_STREAM_MAGIC:
-        _check_raw_format("stdin", options)
+        _check_arrow_options("stdin", options)
         try:
             reader = pa.ipc.open_stream(pa.PythonFile(stream, mode="r"))
         except pa.ArrowInvalid as e:
@@ -345,16 +358,18 @@ def _stdin_source(options: ReadOptions) -> Source:
     return _text_source("stdin", lambda: stream, None, options)
 
 
-def _check_raw_format(name, options):
+def _check_arrow_options(name, options):
     if options.input_format is not None:
         raise InvalidArgumentError(f"{name}: --input-format {options.input_format} does not apply to Arrow input")
+    if options.tokenizer != "space":
+        raise InvalidArgumentError(f"{name}: --tokenizer applies to text input (an Arrow column's lists are its tokens)")
 
 
 # ---- Arrow IPC files and streams, Parquet: a column of ids or tokens, flat or lists.
 
 
 def _arrow_source(p: Path, kind: str, options: ReadOptions) -> Source:
-    _check_raw_format(p.name, options)
+    _check_arrow_options(p.name, options)
     try:
         if kind == "stream":
             reader = pa.ipc.open_stream(pa.memory_map(str(p)))
@@ -365,8 +380,8 @@ def _arrow_source(p: Path, kind: str, options: ReadOptions) -> Source:
         schema = dataset.schema
     except (pa.ArrowInvalid, OSError) as e:
         raise InputFormatError(f"{p.name}: not a readable {kind} file ({e})") from None
-    column = pick_column(p.name, schema, options.column, options.keep, options.make_mapper is not None)
-    wanted = [column, *options.keep]
+    column = check_columns(p.name, schema, options, options.make_mapper is not None)
+    wanted = list(dict.fromkeys([column, *options.keep, *([options.weights_column] if options.weights_column else [])]))
     batches = (b for b in dataset.to_batches(columns=wanted, batch_size=options.batch_rows or 65536))
     return _record_batch_source(p.name, schema, _guard(p.name, batches), dataset.count_rows(), options)
 
@@ -423,11 +438,43 @@ def pick_column(name: str, schema: pa.Schema, column: str | None, exclude=(), to
     return usable[0]
 
 
-def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> Source:
-    column = pick_column(name, schema, options.column, options.keep, options.make_mapper is not None)
+def check_columns(name, schema: pa.Schema, options: ReadOptions, tokens: bool) -> str:
+    """The ids column (``pick_column``), once ``--keep`` and ``--weights-column`` are checked against the schema
+    and each other."""
+    listed = ", ".join(schema.names)
     for k in options.keep:
         if k not in schema.names:
-            raise InvalidArgumentError(f"{name}: no column {k!r} to --keep (columns: {', '.join(schema.names)})")
+            raise InvalidArgumentError(f"{name}: no column {k!r} to --keep (columns: {listed})")
+        if k == "embedding":
+            raise InvalidArgumentError(f"{name}: --keep embedding would clash with the output column 'embedding'")
+        if options.keep.count(k) > 1:
+            raise InvalidArgumentError(f"{name}: --keep {k} is given twice")
+    weights = options.weights_column
+    if weights is not None:
+        if weights not in schema.names:
+            raise InvalidArgumentError(f"{name}: no column {weights!r} for --weights-column (columns: {listed})")
+        if not _numeric_kind(schema.field(weights).type):
+            raise InputFormatError(f"{name}: --weights-column {weights!r} has type {schema.field(weights).type}; "
+                                   "expected numbers or lists of numbers")
+    exclude = (*options.keep, *([weights] if weights else []))
+    column = pick_column(name, schema, options.column, exclude, tokens)
+    if column == weights:
+        raise InvalidArgumentError(f"{name}: column {column!r} cannot be both the ids and the --weights-column")
+    return column
+
+
+def _numeric_kind(t: pa.DataType) -> bool:
+    """Whether a column holds numbers, or lists of numbers (per-sample weights)."""
+    t = t.value_type if _is_list(t) else t
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> Source:
+    column = check_columns(name, schema, options, options.make_mapper is not None)
     layout, values = column_kind(schema.field(column).type)
     if values == "tokens" and options.mapper is None:
         if options.make_mapper is None:
@@ -446,8 +493,10 @@ def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) 
     for record_batch in batches:
         for piece in _row_slices(record_batch.column(column), layout, options):
             with in_file(name):
+                weights = (record_batch.column(options.weights_column).slice(*piece)
+                           if options.weights_column else None)
                 batch = column_batch(record_batch.column(column).slice(*piece), layout, values, first_row,
-                                     options.mapper)
+                                     options.mapper, weights)
             batch.keep = [record_batch.column(k).slice(*piece) for k in options.keep]
             batch.size = piece[1]
             first_row += piece[1]
@@ -470,37 +519,64 @@ def _row_slices(array: pa.Array, layout: str, options: ReadOptions) -> list[tupl
     return [(int(a), int(b - a)) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapper: TokenMapper | None) -> Batch:
-    """A ``Batch`` from one Arrow column chunk (rows numbered from ``first_row``)."""
+def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapper: TokenMapper | None,
+                 weights: pa.Array | None = None) -> Batch:
+    """A ``Batch`` from one Arrow column chunk (rows numbered from ``first_row``), with the per-sample ``weights``
+    of its rows (a column of the same rows: one number per id, or a list as long as each row's list)."""
     if array.null_count:
         row = first_row + int(np.flatnonzero(~np.asarray(array.is_valid()))[0])
         raise InputFormatError(f"row {row} is null")
+    offsets = _list_offsets(array)
+    psw = None if weights is None else _sample_weights(weights, offsets, first_row)
     if layout == "flat":
         where = lambda flat: f"row {first_row + flat}"  # noqa: E731
         if values == "tokens":
             before = mapper.oov_tokens
-            ids, _, zero = mapper.map(mapper.vectors.token_ids(array), np.arange(len(array) + 1), where, taking(array))
-            return Batch(ids, None, where, zero=zero, oov=mapper.oov_tokens - before)
-        return Batch(array.to_numpy(zero_copy_only=False), None, where)
+            ids, _, zero, _ = mapper.map(mapper.vectors.token_ids(array), offsets, where, taking(array))
+            return Batch(ids, None, where, zero=zero, oov=mapper.oov_tokens - before, weights=psw)
+        return Batch(array.to_numpy(zero_copy_only=False), None, where, weights=psw)
     if layout == "fixed":
         size = array.type.list_size
         flat = array.flatten()
-        _no_null_items(flat, first_row, size)
+        _no_null_items(flat, offsets, first_row, " is null")
         where = lambda flat_pos: f"row {first_row + flat_pos // size}, position {flat_pos % size}"  # noqa: E731
-        return Batch(flat.to_numpy(zero_copy_only=False).reshape(len(array), size), None, where)
-    offsets = np.asarray(array.offsets, dtype=np.int64)
-    offsets = offsets - offsets[0]
+        return Batch(flat.to_numpy(zero_copy_only=False).reshape(len(array), size), None, where, weights=psw)
     items = array.flatten()
+    _no_null_items(items, offsets, first_row, " is null")
+    if values == "tokens":
+        return _mapped(mapper.vectors.token_ids(items), offsets, taking(items), first_row, "row", "position", 0,
+                       mapper, psw)
+    return Batch(items.to_numpy(zero_copy_only=False), offsets, ragged_where(offsets, first_row, "row", "position", 0),
+                 weights=psw)
+
+
+def _list_offsets(array: pa.Array) -> np.ndarray:
+    """Where each row's items start and end in ``array.flatten()`` (one item per row for a flat column)."""
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        offsets = np.asarray(array.offsets, dtype=np.int64)
+        return offsets - offsets[0]
+    size = array.type.list_size if pa.types.is_fixed_size_list(array.type) else 1
+    return np.arange(len(array) + 1, dtype=np.int64) * size
+
+
+def _sample_weights(weights: pa.Array, offsets: np.ndarray, first_row: int) -> np.ndarray:
+    """The ``--weights-column`` values of a chunk, flat, after checking that each row has one weight per id."""
+    if weights.null_count:
+        row = first_row + int(np.flatnonzero(~np.asarray(weights.is_valid()))[0])
+        raise InputFormatError(f"row {row}: the --weights-column value is null")
+    found = _list_offsets(weights)
+    if not np.array_equal(found, offsets):
+        row = int(np.flatnonzero(np.diff(found) != np.diff(offsets))[0])
+        raise InputFormatError(f"row {first_row + row}: {found[row + 1] - found[row]} weights in --weights-column "
+                               f"for {offsets[row + 1] - offsets[row]} ids")
+    items = weights.flatten() if _is_list(weights.type) else weights
+    _no_null_items(items, offsets, first_row, ": the --weights-column value is null")
+    return items.to_numpy(zero_copy_only=False)
+
+
+def _no_null_items(items: pa.Array, offsets: np.ndarray, first_row: int, what: str) -> None:
+    """Raise, naming the row and position of the first null among a chunk's list ``items`` (then ``what``)."""
     if items.null_count:
         bad = int(np.flatnonzero(~np.asarray(items.is_valid()))[0])
         row = int(np.searchsorted(offsets, bad, side="right")) - 1
-        raise InputFormatError(f"row {first_row + row}, position {bad - offsets[row]} is null")
-    if values == "tokens":
-        return _mapped(mapper.vectors.token_ids(items), offsets, taking(items), first_row, "row", "position", 0, mapper)
-    return Batch(items.to_numpy(zero_copy_only=False), offsets, ragged_where(offsets, first_row, "row", "position", 0))
-
-
-def _no_null_items(flat, first_row, size):
-    if flat.null_count:
-        bad = int(np.flatnonzero(~np.asarray(flat.is_valid()))[0])
-        raise InputFormatError(f"row {first_row + bad // size}, position {bad % size} is null")
+        raise InputFormatError(f"row {first_row + row}, position {bad - offsets[row]}{what}")

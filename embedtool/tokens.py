@@ -329,15 +329,16 @@ class TokenMapper:
         return cls(vectors, policy, unk_id, padding_idx, lowercase_fallback)
 
     def map(self, ids: np.ndarray, offsets: np.ndarray, where,
-            tokens_at) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            tokens_at) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Apply the lower-case fallback and the OOV policy to ``ids`` looked up already (-1 where a token is OOV).
 
         ``tokens_at(positions)`` gives the tokens at flat positions as a string array (asked only for OOV tokens),
-        ``where(flat)`` names a token's place. Returns ``(ids, offsets, zero_positions)``.
+        ``where(flat)`` names a token's place. Returns ``(ids, offsets, zero_positions, kept)``: ``kept`` is the
+        mask of the positions left when ``skip`` dropped some (None when all are left).
         """
         missing = np.flatnonzero(ids < 0)
         if missing.size == 0:
-            return ids, offsets, None
+            return ids, offsets, None, None
         oov = tokens_at(missing)
         if self.lowercase_fallback:
             lowered = self.vectors.token_ids(pc.utf8_lower(oov))
@@ -345,7 +346,7 @@ class TokenMapper:
             still = np.flatnonzero(lowered < 0)
             missing, oov = missing[still], oov.take(from_numpy(still))
             if missing.size == 0:
-                return ids, offsets, None
+                return ids, offsets, None, None
         if self.policy == "error":
             raise InputFormatError(
                 f"token {oov[0].as_py()!r} at {where(int(missing[0]))} is not in the vocabulary "
@@ -360,14 +361,14 @@ class TokenMapper:
             ids[missing] = self.padding_idx
         elif self.policy == "zero":
             ids[missing] = 0
-            return ids, offsets, missing
+            return ids, offsets, missing, None
         else:  # skip
             keep = np.ones(ids.shape[0], np.bool_)
             keep[missing] = False
             kept_before = np.zeros(ids.shape[0] + 1, np.int64)
             np.cumsum(keep, out=kept_before[1:])
-            return ids[keep], kept_before[offsets], None
-        return ids, offsets, None
+            return ids[keep], kept_before[offsets], None, keep
+        return ids, offsets, None, None
 
     def report(self, top: int = 10) -> str:
         """One line for stderr: how many tokens were OOV and the most frequent ones."""

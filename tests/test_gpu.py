@@ -353,8 +353,8 @@ def test_bad_weight_and_out():
 # --- DeviceTable ---------------------------------------------------------------------------------------------
 
 
-def batch(ids, offsets=None, where=None):
-    return types.SimpleNamespace(ids=ids, offsets=offsets, where=where)
+def batch(ids, offsets=None, where=None, weights=None):
+    return types.SimpleNamespace(ids=ids, offsets=offsets, where=where, weights=weights)
 
 
 def test_device_table_batches_match():
@@ -386,6 +386,20 @@ def test_device_table_bag_batches(mode):
     expected = naive.embedding_bag(rows.ids.reshape(3, 4), weight, mode=mode, padding_idx=0)
     assert_matches(pooled[id(rows)], expected, exact=mode == "max")
     np.testing.assert_array_equal(pooled[id(empty)], np.zeros((1, 5), np.float32))
+
+
+def test_device_table_bag_batches_with_sample_weights():
+    """``--weights-column`` on the GPU: a batch's flat weights scale its entries, in ragged and row batches."""
+    weight = table()
+    device_table = gpu.DeviceTable(weight)
+    ragged = batch(np.array([1, 2, 3, 4, 0]), np.array([0, 2, 2, 5]), weights=np.array([0.5, 2.0, -1.0, 3.0, 7.0]))
+    rows = batch(indices((3, 2)), weights=np.arange(6, dtype=np.float32).reshape(3, 2))
+    pooled = {id(item): values.copy() for item, values in device_table.embed_batches([ragged, rows], 0, mode="sum")}
+    expected = naive.embedding_bag(ragged.ids, weight, ragged.offsets, "sum", ragged.weights, padding_idx=0,
+                                   include_last_offset=True)
+    assert_matches(pooled[id(ragged)], expected, exact=False)
+    expected = naive.embedding_bag(rows.ids, weight, mode="sum", per_sample_weights=rows.weights, padding_idx=0)
+    assert_matches(pooled[id(rows)], expected, exact=False)
 
 
 def test_device_table_errors_name_positions_in_the_whole_input():

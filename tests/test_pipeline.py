@@ -291,6 +291,46 @@ def test_arrow_columns_of_every_kind(tmp_path, weight, vocab):
     assert_failed(invoke(*base, "-o", tmp_path / "e.arrow", "--column", "nope"), "in.parquet: no column 'nope'")
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow", ".arrows"])
+def test_keep_mistakes_are_one_line_errors(tmp_path, weight, suffix):
+    table = pa.table({"doc": ["a", "b"], "ids": [[1, 2], [3]], "embedding": [0.5, 1.5]})
+    if suffix == ".parquet":
+        pq.write_table(table, tmp_path / "in.parquet")
+    else:
+        with (pa.ipc.new_stream if suffix == ".arrows" else pa.ipc.new_file)(str(tmp_path / f"in{suffix}"),
+                                                                             table.schema) as writer:
+            writer.write_table(table)
+    base = ["embed", tmp_path / "w.npy", tmp_path / f"in{suffix}", "-o", tmp_path / "o.arrow", "--column", "ids"]
+    assert_failed(invoke(*base, "--keep", "nope"), f"in{suffix}: no column 'nope' to --keep (columns: doc, ids, "
+                  "embedding)", tmp_path / "o.arrow")
+    assert_failed(invoke(*base, "--keep", "doc", "--keep", "doc"), f"in{suffix}: --keep doc is given twice",
+                  tmp_path / "o.arrow")
+    assert_failed(invoke(*base, "--keep", "embedding"), f"in{suffix}: --keep embedding would clash with the output "
+                  "column 'embedding'", tmp_path / "o.arrow")
+    assert invoke(*base, "--keep", "ids", "--keep", "doc", "-q").exit_code == 0  # the ids column itself may be kept
+    out = read(tmp_path / "o.arrow")
+    assert out.column_names == ["ids", "doc", "embedding"] and out.column("ids").to_pylist() == [[1, 2], [3]]
+
+
+@pytest.mark.parametrize("input, args, message", [
+    ("ids.txt", ["--column", "ids"], "ids.txt: --column needs an Arrow or Parquet input (this input has no columns)"),
+    ("ids.npy", ["--column", "ids"], "ids.npy: --column needs an Arrow or Parquet input (this input has no columns)"),
+    ("ids.npy", ["--seq-len", "4"], "--seq-len applies to raw token-id input (--input-format u16, u32, i32 or i64)"),
+    ("ids.txt", ["--tokenizer", "chars"], "ids.txt: --tokenizer applies to tokens; this input is read as ids"),
+    ("in.parquet", ["--tokenizer", "whitespace"], "in.parquet: --tokenizer applies to text input (an Arrow "
+                                                  "column's lists are its tokens)"),
+])
+def test_options_that_do_not_apply_are_refused(tmp_path, weight, input, args, message, monkeypatch):
+    """An option the input cannot use stops the run, rather than being silently ignored."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ids.txt").write_text("1 2\n")
+    np.save(tmp_path / "ids.npy", np.array([1, 2]))
+    pq.write_table(pa.table({"ids": [[1, 2]]}), tmp_path / "in.parquet")
+    result = invoke("embed", "w.npy", input, "-o", "o.arrow", *args)
+    assert_failed(result, message, tmp_path / "o.arrow")
+    assert result.output.count("\n") == 1
+
+
 def test_token_columns(tmp_path, vocab):
     table = pa.table({"word": ["cat", "the", "zebra"], "words": [["the", "cat"], [], ["zebra", "sat"]], "n": [1, 2, 3]})
     feather.write_feather(table, tmp_path / "in.arrow", compression="uncompressed")
@@ -312,6 +352,7 @@ def test_token_columns(tmp_path, vocab):
 @pytest.mark.parametrize("column, message", [
     (pa.array([1, None, 2]), "in.parquet: row 1 is null"),
     (pa.array([[1], [2, None]]), "in.parquet: row 1, position 1 is null"),
+    (pa.array([[1, 2], [3, None]], pa.list_(pa.int64(), 2)), "in.parquet: row 1, position 1 is null"),
     (pa.array([1.0, 2.5]), "in.parquet: index 2.5 at row 1 is not an integer"),
     (pa.array([[1, 2], [3, 40]]), "in.parquet: index 40 at row 1, position 1 is out of range"),
     (pa.array([True, False]), "in.parquet: column 'x' has type bool; expected integers, strings, or lists of them"),

@@ -386,6 +386,15 @@ def test_bad_arguments(kwargs, message, as_array):
     assert isinstance(info.value, ValueError)
 
 
+def test_float16_mean_is_rounded_once():
+    """The float32 sum is divided, then rounded: a sum beyond float16's range (torch gives inf) still has its mean,
+    and a three-entry mean is the correctly rounded one."""
+    weight = np.array([[40000.0], [40000.0], [0.1], [0.2], [0.4]], np.float16)
+    got = embedtool.embedding_bag([0, 1, 2, 3, 4], weight, [0, 2], mode="mean")
+    exact = np.array([[40000.0], [weight[2:].astype(np.float64).mean()]])
+    np.testing.assert_array_equal(got, exact.astype(np.float16))
+
+
 def test_ragged_lists_are_a_clear_error():
     with pytest.raises(InvalidArgumentError, match="^indices must be a rectangular array, got a ragged sequence; for "
                        "bags of different sizes pass flat indices with offsets$"):

@@ -114,6 +114,35 @@ def test_stdin_arrow_stream_to_stdout(tmp_path, weight):
     np.testing.assert_allclose(got, reference([[1, 2], [3]], weight, "sum"), rtol=1e-6)
 
 
+def test_raw_token_ids_rows_are_bags(tmp_path, weight):
+    tokens = np.random.default_rng(4).integers(0, 30, size=23).astype(np.uint16)
+    tokens.tofile(tmp_path / "train.bin")
+    result = run(tmp_path / "w.npy", tmp_path / "train.bin", "-o", tmp_path / "o.arrow", "--input-format", "u16",
+                 "--seq-len", "5", "--mode", "mean")
+    assert "the last 3 tokens do not fill a row of --seq-len 5" in result.output
+    expected = naive.embedding_bag(tokens[:20].reshape(4, 5), weight, mode="mean")
+    np.testing.assert_allclose(pooled(tmp_path / "o.arrow"), expected, rtol=1e-6)
+
+
+def test_directory_of_shards(tmp_path, weight):
+    (tmp_path / "in").mkdir()
+    shards = {"a.txt": [[1, 2], [3]], "b.parquet": [[4, 5, 6], []]}
+    (tmp_path / "in" / "a.txt").write_text("1 2\n3\n")
+    pq.write_table(pa.table({"ids": shards["b.parquet"]}), tmp_path / "in" / "b.parquet")
+    run(tmp_path / "w.npy", tmp_path / "in", "-o", tmp_path / "out", "--mode", "sum")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.arrow", "b.parquet"]
+    for name, out in (("a.txt", "a.arrow"), ("b.parquet", "b.parquet")):
+        np.testing.assert_allclose(pooled(tmp_path / "out" / out), reference(shards[name], weight, "sum"), rtol=1e-6)
+
+
+def test_stdin_text_in_a_real_process(tmp_path, weight):
+    proc = subprocess.run([EMBEDTOOL, "bag", "w.npy", "-", "-o", "o.parquet", "--mode", "max", "--padding-idx", "0",
+                           "-q"], cwd=tmp_path, input=b"0 4 9\n\n7\n", capture_output=True, check=True)
+    assert proc.stdout == b"" and proc.stderr == b""
+    expected = reference([[0, 4, 9], [], [7]], weight, "max", padding_idx=0)
+    np.testing.assert_array_equal(pooled(tmp_path / "o.parquet"), expected)
+
+
 def write_table(path, table):
     if str(path).endswith(".parquet"):
         pq.write_table(table, path)

@@ -1,7 +1,7 @@
 """``embedding_bag``: the sum, mean or maximum of looked-up rows per bag, on Numba-parallel CPU kernels.
 
 The public wrapper checks the arguments (``core``; arguments already in the kernel's form skip straight to it,
-``_ready``) and makes one compiled call: the kernel turns the offsets into checked bag bounds and a work plan
+``_ready``) and makes one compiled call: the kernel checks the offsets and plans the work, without copying them
 (``_layout``), then does the work in one pass over the entries: an index outside the table is flagged before its row
 is read (``core`` then names it), padding is skipped, max_norm reads rows from the small table of rows scaled once
 each (``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
@@ -81,43 +81,62 @@ def _value_impl(table, lut, index):
     return lambda table, lut, index: table[index]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bound(offsets, n, b):
+    """Where bag ``b`` starts (bag ``b - 1`` ends): ``offsets[b]``, or ``n`` past the last offset."""
+    return offsets[b] if b < offsets.shape[0] else n
+
+
 @njit(cache=True, nogil=True)
-def _plan(bounds, ntasks):
-    """Cut the bags into about ``ntasks`` tasks of equal work (entries, plus one per bag for writing it).
+def _bag_at(offsets, n, nbags, target):
+    """The bag whose work (entries, plus one per bag) holds position ``target``: the last ``b`` with
+    ``bound(b) + b <= target``, by bisection (bounds checked already, so that sum only grows)."""
+    lo, hi = 0, nbags - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _bound(offsets, n, mid) + mid <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _plan(offsets, n, nbags, ntasks):
+    """Cut bags ``0:nbags`` (bag ``b`` is entries ``bound(b):bound(b + 1)`` of ``n``) into about ``ntasks`` tasks of
+    equal work (entries, plus one per bag for writing it).
 
     Returns ``tasks``, rows ``(lo, hi, piece)``: bags ``lo:hi`` when ``piece < 0``, otherwise entries ``lo:hi`` of a
     huge bag, reduced into partial row ``piece``; and ``huge``, rows ``(bag, first_piece, stop_piece)``. A bag is
-    huge when it has more entries than a task; its pieces are consecutive, in entry order.
+    huge when it has more entries than a task; its pieces are consecutive, in entry order. The cuts are found by
+    bisection, at every multiple of the task size, so planning reads a few hundred bounds rather than every one.
     """
-    nbags = bounds.shape[0] - 1
-    total = bounds[nbags] - bounds[0] + nbags
+    total = n + nbags
     size = max(_MIN_TASK, -(-total // ntasks))
     tasks = np.empty((4 * (total // size) + 4, 3), np.int64)
     huge = np.empty((total // size + 1, 3), np.int64)
     ntask = nhuge = npiece = 0
-    first = cost = 0
-    for b in range(nbags):
-        n = bounds[b + 1] - bounds[b]
-        if n > size:
+    first = 0  # the first bag not yet in a task
+    for t in range(1, -(-total // size)):
+        b = _bag_at(offsets, n, nbags, t * size)
+        if b < first:  # a huge bag already split, or a cut already made after this bag
+            continue
+        start, stop = _bound(offsets, n, b), _bound(offsets, n, b + 1)
+        if stop - start > size:
             if first < b:
                 tasks[ntask] = (first, b, -1)
                 ntask += 1
-            k = -(-n // size)
+            k = -(-(stop - start) // size)
             huge[nhuge] = (b, npiece, npiece + k)
             nhuge += 1
             for p in range(k):
-                tasks[ntask] = (bounds[b] + n * p // k, bounds[b] + n * (p + 1) // k, npiece)
+                tasks[ntask] = (start + (stop - start) * p // k, start + (stop - start) * (p + 1) // k, npiece)
                 ntask += 1
                 npiece += 1
-            first = b + 1
-            cost = 0
         else:
-            cost += n + 1
-            if cost >= size:
-                tasks[ntask] = (first, b + 1, -1)
-                ntask += 1
-                first = b + 1
-                cost = 0
+            tasks[ntask] = (first, b + 1, -1)
+            ntask += 1
+        first = b + 1
     if first < nbags:
         tasks[ntask] = (first, nbags, -1)
         ntask += 1
@@ -126,22 +145,23 @@ def _plan(bounds, ntasks):
 
 @njit(cache=True, nogil=True)
 def _layout(offsets, n, include_last_offset, ntasks):
-    """``core.bag_bounds`` and ``_plan`` in one compiled call: ``(bounds, tasks, huge)`` for int64 ``offsets`` into
-    ``n`` entries. One call instead of a dozen NumPy operations matters when the caches are cold, as they are after
-    the previous batch. Offsets that break a rule give empty bounds; ``core.bag_bounds`` then says which.
+    """Check int64 ``offsets`` into ``n`` entries (``core.bag_bounds``'s rules) and ``_plan`` the work, in one
+    compiled call: ``(nbags, tasks, huge)``, with ``nbags < 0`` when an offset breaks a rule (``core.bag_bounds``
+    then says which). The offsets are read once, in a loop LLVM vectorises, and not copied: with the caches cold,
+    as after the previous batch, a copy, a checking loop that stops at the first fault and a plan visiting every
+    bag took 95 us for 16,384 bags, 4-7% of pooling them on 16 cores.
     """
     m = offsets.shape[0]
-    bounds = np.empty(m + (not include_last_offset), np.int64)
-    bounds[:m] = offsets
-    if not include_last_offset:
-        bounds[m] = n
-    ok = m == 0 or (bounds[0] == 0 and bounds[-1] == n)
-    for b in range(1, bounds.shape[0]):
-        ok = ok and bounds[b] >= bounds[b - 1]
-    if not ok:
-        return bounds[:0], np.empty((0, 3), np.int64), np.empty((0, 3), np.int64)
-    tasks, huge = _plan(bounds, ntasks)
-    return bounds, tasks, huge
+    nbags = m - 1 if include_last_offset else m
+    if m and (offsets[0] != 0 or offsets[m - 1] > n or (include_last_offset and offsets[m - 1] != n)):
+        nbags = -1
+    drops = 0
+    for b in range(1, m):
+        drops += offsets[b] < offsets[b - 1]
+    if drops or nbags < 0:
+        return -1, np.empty((0, 3), np.int64), np.empty((0, 3), np.int64)
+    tasks, huge = _plan(offsets, n, nbags, ntasks)
+    return nbags, tasks, huge
 
 
 @njit(cache=True, nogil=True)
@@ -150,9 +170,9 @@ def _prepare(flat, offsets, include_last, ntasks, out):
     counts) of the huge bags' pieces. Done inside the kernel: each call from Python costs tens of microseconds when
     the previous batch has flushed the caches (the wrapper, ``_layout`` and numba's ``get_num_threads`` cost 10-20%
     of a 1 ms call then)."""
-    bounds, tasks, huge = _layout(offsets, flat.shape[0], include_last, ntasks)
+    nbags, tasks, huge = _layout(offsets, flat.shape[0], include_last, ntasks)
     npieces = huge[-1, 2] if huge.shape[0] else 0
-    return bounds, tasks, huge, np.empty((npieces, out.shape[1]), out.dtype), np.empty(npieces, np.int64)
+    return nbags, tasks, huge, np.empty((npieces, out.shape[1]), out.dtype), np.empty(npieces, np.int64)
 
 
 def _add_row(acc, width, rows, lut, at, c0, psw, k):
@@ -243,9 +263,10 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
 
     @njit(parallel=True, cache=True, nogil=True)
     def pool(flat, offsets, include_last, ntasks, starts, table, lut, pad, psw, slot, scaled, mean, out, half):
-        bounds, tasks, huge, partial, counts = _prepare(flat, offsets, include_last, ntasks, out)
-        if bounds.shape[0] == 0:
+        nbags, tasks, huge, partial, counts = _prepare(flat, offsets, include_last, ntasks, out)
+        if nbags < 0:
             return _BAD_OFFSETS
+        n = flat.shape[0]
         nrows = np.uint64(table.shape[0])
         last = flat.shape[0] - 1
         bad = np.empty(tasks.shape[0], np.bool_)  # np.zeros would be a parallel loop of its own: one more wake-up
@@ -255,7 +276,7 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
             acc = stack_array(width, out)
             lo, hi, piece = tasks[t, 0], tasks[t, 1], tasks[t, 2]
             for i in range(1 if piece >= 0 else hi - lo):
-                start, stop = (lo, hi) if piece >= 0 else (bounds[lo + i], bounds[lo + i + 1])
+                start, stop = (lo, hi) if piece >= 0 else (_bound(offsets, n, lo + i), _bound(offsets, n, lo + i + 1))
                 for c in range(starts.shape[0]):
                     c0 = starts[c]
                     vector_fill(acc, 0, width, -math.inf if maximum else 0)
@@ -296,7 +317,7 @@ def _pool_kernel(width: int, itemsize: int, maximum: bool):
                         vector_copy(half, (lo + i, c0), acc, 0, width)
         if bad.any():
             return _BAD_INDEX
-        _combine(flat, bounds, huge, table, lut, pad, slot, scaled, _MAX if maximum else _MEAN if mean else _SUM,
+        _combine(flat, offsets, huge, table, lut, pad, slot, scaled, _MAX if maximum else _MEAN if mean else _SUM,
                  partial, counts, out, half)
         return _OK
 
@@ -320,14 +341,14 @@ def _column_blocks(dim: int, itemsize: int) -> tuple[int, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _combine(flat, bounds, huge, table, lut, pad, slot, scaled, mode, partial, counts, out, half):
+def _combine(flat, offsets, huge, table, lut, pad, slot, scaled, mode, partial, counts, out, half):
     """Write each huge bag from its pieces' partial rows, folded in entry order (and rounded into ``half``, unless
     it is None)."""
     for h in range(huge.shape[0]):
         b, first, stop = huge[h, 0], huge[h, 1], huge[h, 2]
         n = counts[first:stop].sum()
-        k = bounds[b]  # the bag's first counted entry: in a sequential maximum, a NaN in its row stays
-        while k < bounds[b + 1] - 1 and flat[k] == pad:
+        k = _bound(offsets, flat.shape[0], b)  # the bag's first counted entry: in a sequential maximum, a NaN in
+        while k < _bound(offsets, flat.shape[0], b + 1) - 1 and flat[k] == pad:  # its row stays
             k += 1
         r = flat[k]
         s = -1 if slot is None else slot[r]

@@ -255,16 +255,18 @@ def test_max_keeps_a_nan_of_the_first_row_and_ignores_later_ones(huge):
     np.testing.assert_array_equal(out, [[np.nan, 3.0], [5.0, 3.0]])
 
 
-def test_plan_splits_huge_bags_and_covers_every_bag_once():
-    rng = np.random.default_rng(5)
-    lengths = rng.integers(0, 40, size=5000)
-    lengths[[10, 2000, 4999]] = [90_000, 20_000, 50_000]
-    bounds = np.concatenate([[0], np.cumsum(lengths)])
-    tasks, huge = _plan(bounds, 16)
-    size = max(4096, -(-(bounds[-1] + 5000) // 16))
-    whole = np.concatenate([np.arange(lo, hi) for lo, hi, piece in tasks if piece < 0])
-    np.testing.assert_array_equal(np.sort(np.concatenate([whole, huge[:, 0]])), np.arange(5000))
-    np.testing.assert_array_equal(huge[:, 0], [10, 2000, 4999])
+def check_plan(lengths, ntasks, include_last_offset):
+    """``_plan`` covers every bag once, whole or in consecutive pieces of at most a task's work, each task at most
+    two tasks' work; returns the huge bags."""
+    nbags = len(lengths)
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    offsets = bounds if include_last_offset else bounds[:-1]
+    tasks, huge = _plan(offsets, bounds[-1], nbags, ntasks)
+    size = max(4096, -(-(bounds[-1] + nbags) // ntasks))
+    whole = [np.arange(lo, hi) for lo, hi, piece in tasks if piece < 0]
+    covered = np.concatenate([*whole, huge[:, 0], np.zeros(0, np.int64)])
+    np.testing.assert_array_equal(np.sort(covered), np.arange(nbags))
+    np.testing.assert_array_equal(huge[:, 0], np.flatnonzero(lengths > size))
     for b, first, stop in huge:
         pieces = tasks[(tasks[:, 2] >= first) & (tasks[:, 2] < stop)]
         np.testing.assert_array_equal(pieces[:, 2], np.arange(first, stop))
@@ -272,7 +274,23 @@ def test_plan_splits_huge_bags_and_covers_every_bag_once():
         np.testing.assert_array_equal(pieces[1:, 0], pieces[:-1, 1])
         assert (pieces[:, 1] - pieces[:, 0]).max() <= size
     work = [bounds[hi] - bounds[lo] + hi - lo if piece < 0 else hi - lo for lo, hi, piece in tasks]
-    assert max(work) <= 2 * size
+    assert max(work, default=0) <= 2 * size
+    return huge
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 50), st.integers(0, 30_000)), max_size=300), st.integers(1, 64),
+       st.booleans())
+def test_plan_property(lengths, ntasks, include_last_offset):
+    check_plan(np.array(lengths, np.int64), ntasks, include_last_offset)
+
+
+def test_plan_splits_huge_bags_and_covers_every_bag_once():
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(0, 40, size=5000)
+    lengths[[10, 2000, 4999]] = [90_000, 20_000, 50_000]
+    huge = check_plan(lengths, 16, False)
+    np.testing.assert_array_equal(huge[:, 0], [10, 2000, 4999])
 
 
 def test_torch_parity_when_available():

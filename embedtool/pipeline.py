@@ -299,9 +299,7 @@ def embed_path(
     options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column)
     options.check(weight)
     read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), weights_column=weights_column,
-                       tokenizer=tokenizer,
-                       seq_len=seq_len, batch_rows=batch_rows,
-                       chunk_bytes=_chunk_bytes(weight),
+                       tokenizer=tokenizer, seq_len=seq_len, batch_rows=batch_rows, chunk_bytes=_chunk_bytes(weight),
                        max_ids=max(1, BATCH_BYTES // max(1, weight.shape[1] * weight.dtype.itemsize)))
     if vectors.tokens is not None:
         read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode)

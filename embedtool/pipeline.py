@@ -301,9 +301,11 @@ def embed_path(
     read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), weights_column=weights_column,
                        tokenizer=tokenizer, seq_len=seq_len, batch_rows=batch_rows, chunk_bytes=_chunk_bytes(weight),
                        max_ids=max(1, BATCH_BYTES // max(1, weight.shape[1] * weight.dtype.itemsize)))
+    weights_name = Path(str(vectors.metadata.get("source", weights))).name
     if vectors.tokens is not None:
         read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode)
-    weights_name = Path(str(vectors.metadata.get("source", weights))).name
+    else:
+        _no_vocabulary_options(weights_name, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback)
     directory = str(input) != "-" and Path(input).is_dir()
     summary = Summary(str(input), str(output), tuple(weight.shape), np.dtype(output_dtype or weight.dtype).name)
     device_table = _device_table(weight, device, summary)
@@ -372,6 +374,14 @@ def _chunk_bytes(weight: np.ndarray) -> int:
     """Text read size: about BATCH_BYTES of output per chunk (a token's text is a few bytes, its vector D floats)."""
     per_token = max(1, weight.shape[1] * weight.dtype.itemsize)
     return int(np.clip(BATCH_BYTES // per_token * 6, 64 << 10, 4 << 20))
+
+
+def _no_vocabulary_options(weights_name: str, **given) -> None:
+    """Refuse the token options (rather than ignore them) for weights without a vocabulary, which read only ids."""
+    for name, value in given.items():
+        if value not in (None, False):
+            raise InvalidArgumentError(f"{weights_name}: --{name.replace('_', '-')} applies to tokens, "
+                                       "and these weights have no vocabulary (ids only)")
 
 
 def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) -> TokenMapper:

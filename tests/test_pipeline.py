@@ -319,6 +319,10 @@ def test_keep_mistakes_are_one_line_errors(tmp_path, weight, suffix):
     ("ids.txt", ["--tokenizer", "chars"], "ids.txt: --tokenizer applies to tokens; this input is read as ids"),
     ("in.parquet", ["--tokenizer", "whitespace"], "in.parquet: --tokenizer applies to text input (an Arrow "
                                                   "column's lists are its tokens)"),
+    ("ids.txt", ["--oov", "skip"], "w.npy: --oov applies to tokens, and these weights have no vocabulary (ids only)"),
+    ("ids.txt", ["--unk-token", "X"], "w.npy: --unk-token applies to tokens, and these weights have no vocabulary"),
+    ("ids.txt", ["--lowercase-fallback"], "w.npy: --lowercase-fallback applies to tokens, and these weights have no "
+                                          "vocabulary"),
 ])
 def test_options_that_do_not_apply_are_refused(tmp_path, weight, input, args, message, monkeypatch):
     """An option the input cannot use stops the run, rather than being silently ignored."""

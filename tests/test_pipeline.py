@@ -458,6 +458,10 @@ def test_embed_table_is_the_per_batch_path(weight):
     np.testing.assert_allclose(np.array(pooled.column("embedding").to_pylist()),
                                naive.embedding_bag(np.array([1, 2, 19]), weight, offsets=[0, 2, 2], mode="mean"),
                                rtol=1e-6)
+    weighted = embed_table(table.append_column("w", pa.array([[2.0, -1.0], [], [0.5]])), V(weight), column="ids",
+                           mode="sum", weights_column="w")
+    np.testing.assert_allclose(np.array(weighted.column("embedding").to_pylist()),
+                               np.stack([2 * weight[1] - weight[2], np.zeros(3), 0.5 * weight[19]]), rtol=1e-6)
 
 
 # ---- shell pipelines, stdin and stdout, in real processes

@@ -148,8 +148,9 @@ def _layout(offsets, n, include_last_offset, ntasks):
     """Check int64 ``offsets`` into ``n`` entries (``core.bag_bounds``'s rules) and ``_plan`` the work, in one
     compiled call: ``(nbags, tasks, huge)``, with ``nbags < 0`` when an offset breaks a rule (``core.bag_bounds``
     then says which). The offsets are read once, in a loop LLVM vectorises, and not copied: with the caches cold,
-    as after the previous batch, a copy, a checking loop that stops at the first fault and a plan visiting every
-    bag took 95 us for 16,384 bags, 4-7% of pooling them on 16 cores.
+    as after the previous batch, a copy, a checking loop that stopped at the first fault and a plan visiting every
+    bag took 95 us here for 16,384 bags, all on one thread while the others waited (pooling them takes 0.4-1.3 ms
+    on 16 cores); now 57 us, most of it the cold read of the offsets.
     """
     m = offsets.shape[0]
     nbags = m - 1 if include_last_offset else m
@@ -347,8 +348,9 @@ def _combine(flat, offsets, huge, table, lut, pad, slot, scaled, mode, partial, 
     for h in range(huge.shape[0]):
         b, first, stop = huge[h, 0], huge[h, 1], huge[h, 2]
         n = counts[first:stop].sum()
-        k = _bound(offsets, flat.shape[0], b)  # the bag's first counted entry: in a sequential maximum, a NaN in
-        while k < _bound(offsets, flat.shape[0], b + 1) - 1 and flat[k] == pad:  # its row stays
+        # The bag's first counted entry: in a sequential maximum, a NaN in its row stays.
+        k, end = _bound(offsets, flat.shape[0], b), _bound(offsets, flat.shape[0], b + 1)
+        while k < end - 1 and flat[k] == pad:
             k += 1
         r = flat[k]
         s = -1 if slot is None else slot[r]

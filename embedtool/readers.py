@@ -381,7 +381,7 @@ def _arrow_source(p: Path, kind: str, options: ReadOptions) -> Source:
     except (pa.ArrowInvalid, OSError) as e:
         raise InputFormatError(f"{p.name}: not a readable {kind} file ({e})") from None
     column = check_columns(p.name, schema, options, options.make_mapper is not None)
-    wanted = list(dict.fromkeys([column, *options.keep, *([options.weights_column] if options.weights_column else [])]))
+    wanted = [c for c in dict.fromkeys((column, *options.keep, options.weights_column)) if c is not None]
     batches = (b for b in dataset.to_batches(columns=wanted, batch_size=options.batch_rows or 65536))
     return _record_batch_source(p.name, schema, _guard(p.name, batches), dataset.count_rows(), options)
 
@@ -491,7 +491,7 @@ def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> 
 def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) -> Iterator[Batch]:
     first_row = 0
     for record_batch in batches:
-        for piece in _row_slices(record_batch.column(column), layout, options):
+        for piece in _row_slices(record_batch.column(column), options):
             with in_file(name):
                 weights = (record_batch.column(options.weights_column).slice(*piece)
                            if options.weights_column else None)
@@ -503,15 +503,10 @@ def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) 
             yield batch
 
 
-def _row_slices(array: pa.Array, layout: str, options: ReadOptions) -> list[tuple[int, int]]:
+def _row_slices(array: pa.Array, options: ReadOptions) -> list[tuple[int, int]]:
     """``(offset, length)`` pieces of a column chunk of at most ``batch_rows`` rows and about ``max_ids`` ids."""
     rows = len(array)
-    if layout == "list":
-        offsets = np.asarray(array.offsets, dtype=np.int64)
-        ids_before = offsets - offsets[0]
-    else:
-        per_row = array.type.list_size if layout == "fixed" else 1
-        ids_before = np.arange(rows + 1, dtype=np.int64) * per_row
+    ids_before = _list_offsets(array)
     cuts = np.searchsorted(ids_before, np.arange(options.max_ids, int(ids_before[-1]), options.max_ids))
     cuts = np.unique(np.concatenate([[0], np.clip(cuts, 1, rows), [rows]]))
     if options.batch_rows:

@@ -34,5 +34,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_lookup.py --quick
 
+# Also numba's cache of compiled kernels: it is keyed by the file defining each kernel, so an edit of codegen.py alone
+# would otherwise leave the old kernels in use.
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out embedtool/__pycache__
+	find . -path ./.git -prune -o \( -name '*.nbi' -o -name '*.nbc' \) -type f -exec rm -f {} +

@@ -384,7 +384,7 @@ def embedding_bag(
     where=None,
     device=None,
 ):
-    """Pool looked-up rows of ``weight`` per bag, with torch's ``F.embedding_bag`` semantics (SEMANTICS.md §2).
+    """Pool looked-up rows of ``weight`` per bag, with torch's ``F.embedding_bag`` semantics (docs/semantics.md §2).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Validation and preparation shared by every path (CPU, GPU, CLI), per ``SEMANTICS.md``.
+"""Validation and preparation shared by every path (CPU, GPU, CLI), per docs/semantics.md §1-§2.
 
 Nothing here imports numba: the index scan is passed in by the caller, so the checks stay importable for the
 lightweight parts of the CLI and for the GPU path alike.

@@ -1,4 +1,4 @@
-"""``embedding`` and ``embedding_bag`` on the GPU: numba.cuda kernels with the semantics of SEMANTICS.md.
+"""``embedding`` and ``embedding_bag`` on the GPU: numba.cuda kernels with the semantics of docs/semantics.md §1-§2.
 
 numba-cuda is optional (``pip install 'embedtool[gpu]'``), so nothing CUDA is imported until a GPU function is
 called: the kernels below are plain functions until ``_kernels()`` imports ``numba.cuda`` into the module global
@@ -475,7 +475,7 @@ def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, ou
 
 
 def embedding_cuda(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None):
-    """``embedding`` on the GPU: ``weight[input]`` with torch's ``F.embedding`` semantics (see SEMANTICS.md).
+    """``embedding`` on the GPU: ``weight[input]`` with torch's ``F.embedding`` semantics (docs/semantics.md §1).
 
     Parameters
     ----------
@@ -553,7 +553,7 @@ def embedding_bag_cuda(
     out=None,
     where=None,
 ):
-    """``embedding_bag`` on the GPU: the sum, mean or max of looked-up rows per bag (SEMANTICS.md §2).
+    """``embedding_bag`` on the GPU: the sum, mean or max of looked-up rows per bag (docs/semantics.md §2).
 
     Parameters
     ----------

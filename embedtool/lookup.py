@@ -277,7 +277,7 @@ def index_min_max(flat: np.ndarray) -> tuple[int, int]:
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None, device=None):
-    """Look up rows of ``weight``: ``weight[input]`` with torch's ``F.embedding`` semantics (see SEMANTICS.md).
+    """Look up rows of ``weight``: ``weight[input]`` with torch's ``F.embedding`` semantics (docs/semantics.md §1).
 
     Parameters
     ----------

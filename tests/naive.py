@@ -1,4 +1,4 @@
-"""Plain NumPy references of SEMANTICS.md, written for clarity, not speed: every kernel is tested against these."""
+"""Plain NumPy references of docs/semantics.md §1-§2, for clarity, not speed: every kernel is tested against these."""
 
 import math
 
@@ -34,7 +34,7 @@ def renorm(row: np.ndarray, max_norm: float, p: float) -> np.ndarray:
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0):
-    """SEMANTICS.md §1 by a loop over positions."""
+    """docs/semantics.md §1 by a loop over positions."""
     idx = np.asarray(input)
     n, dim = weight.shape
     if padding_idx is not None and padding_idx < 0:
@@ -61,7 +61,7 @@ def embedding_bag(
     max_norm=None,
     norm_type=2.0,
 ):
-    """SEMANTICS.md §2 by a loop over bags and entries, accumulating in float64."""
+    """docs/semantics.md §2 by a loop over bags and entries, accumulating in float64."""
     idx = np.asarray(input)
     n, dim = weight.shape
     if padding_idx is not None and padding_idx < 0:

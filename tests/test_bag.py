@@ -1,4 +1,4 @@
-"""``embedtool.embedding_bag`` against the NumPy reference and torch (SEMANTICS.md §2), and its errors."""
+"""``embedtool.embedding_bag`` against the NumPy reference and torch (docs/semantics.md §2), and its errors."""
 
 import math
 
@@ -17,7 +17,7 @@ INDEX_DTYPES = [np.uint16, np.int32, np.int64]
 WEIGHT_DTYPES = [np.float16, np.float32, np.float64]
 MODES = ["sum", "mean", "max"]
 NORM_TYPES = [1.0, 2.0, 3.0, 0.5, math.inf]
-#: Per-row error of max_norm's renormalisation against torch (SEMANTICS §1), relative to the row.
+#: Per-row error of max_norm's renormalisation against torch (docs/semantics.md §1), relative to the row.
 RENORM_RTOL = {np.float16: 3 * 2.0**-10, np.float32: 1e-5, np.float64: 1e-12}
 
 
@@ -30,7 +30,7 @@ def bag(input, weight, offsets=None, mode="mean", per_sample_weights=None, paddi
 
 
 def assert_matches(actual, expected, case):
-    """Bit-identical for max without max_norm; otherwise within SEMANTICS §2.
+    """Bit-identical for max without max_norm; otherwise within docs/semantics.md §2.
 
     Sums and means may differ by ``(n+1)·eps·Σ|terms|`` (eps of the accumulator: float32, float64 for float64
     tables) plus one rounding of the output; max_norm adds its per-row tolerance.

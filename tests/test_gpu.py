@@ -53,7 +53,7 @@ def indices(shape, high=20, seed=1, dtype=np.int64):
 
 
 def assert_matches(actual, expected, exact):
-    """Bit-exact for gathers, padding and max bags; SEMANTICS tolerances for max_norm and sums."""
+    """Bit-exact for gathers, padding and max bags; docs/semantics.md §1-§2 tolerances for max_norm and sums."""
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     if exact:
         np.testing.assert_array_equal(actual.view(np.uint8), expected.view(np.uint8))

@@ -1,4 +1,4 @@
-"""``embedtool.embedding`` against the NumPy reference (SEMANTICS.md §1), and its errors."""
+"""``embedtool.embedding`` against the NumPy reference (docs/semantics.md §1), and its errors."""
 
 import math
 
@@ -17,7 +17,7 @@ NORM_TYPES = [1.0, 2.0, 3.0, 0.5, math.inf]
 
 
 def assert_matches(actual, expected, renormed):
-    """Exact for gathers and padding; SEMANTICS tolerances with max_norm."""
+    """Exact for gathers and padding; docs/semantics.md §1 tolerances with max_norm."""
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     if not renormed:
         np.testing.assert_array_equal(actual.view(np.uint8), expected.view(np.uint8))

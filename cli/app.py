@@ -241,7 +241,7 @@ def bag(
 ):
     """Pool each sequence into one vector (embedding_bag): one output row per input row, fixed_size_list<float>[D].
 
-    Padding ids are skipped and not counted; an empty sequence gives zeros.
+    Padding ids are skipped and not counted; an empty sequence gives zeros. --vector-type list writes list<float>.
 
     Examples:
 

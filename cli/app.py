@@ -109,6 +109,11 @@ BagOov = Annotated[
 UnkToken = Annotated[Optional[str], typer.Option("--unk-token", help="The unknown token (default <unk> or [UNK]).")]
 LowercaseFallback = Annotated[bool, typer.Option("--lowercase-fallback", help="Retry OOV tokens in lower case.")]
 OutputDtype = Annotated[Optional[str], typer.Option("--output-dtype", help="Cast the vectors: float16 or float32.")]
+VectorType = Annotated[
+    str,
+    typer.Option("--vector-type", help="fixed: fixed_size_list vectors (fixed_shape_tensor rows); list: plain nested "
+                 "lists, for readers such as Spark that take no fixed-size types. Same values either way."),
+]
 BatchRows = Annotated[
     Optional[int], typer.Option("--batch-rows", min=1, help="Input rows (lines) per record batch (default: about 32 MB of output).")
 ]
@@ -166,6 +171,7 @@ def embed(
     unk_token: UnkToken = None,
     lowercase_fallback: LowercaseFallback = False,
     output_dtype: OutputDtype = None,
+    vector_type: VectorType = "fixed",
     batch_rows: BatchRows = None,
     threads: Threads = None,
     device: Device = "auto",
@@ -178,7 +184,7 @@ def embed(
 
     A 1-D input of n ids gives n rows of fixed_size_list<float>[D]; a k-D input of shape (d0, d1, ...) gives d0
     rows of arrow.fixed_shape_tensor with shape [d1, ..., D]; sequences (text lines, list columns) give
-    list<fixed_size_list<float>[D]>.
+    list<fixed_size_list<float>[D]>. --vector-type list writes plain lists instead (list<float>, nested lists).
 
     Examples:
 
@@ -199,7 +205,8 @@ def embed(
     _run(weights, input, output, quiet, progress, scheduler, padding_idx=padding_idx, max_norm=max_norm,
          norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
          seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
-         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads, device=device, resume=resume)
+         output_dtype=output_dtype, vector_type=vector_type, batch_rows=batch_rows, threads=threads, device=device,
+         resume=resume)
 
 
 @app.command()
@@ -223,6 +230,7 @@ def bag(
     unk_token: UnkToken = None,
     lowercase_fallback: LowercaseFallback = False,
     output_dtype: OutputDtype = None,
+    vector_type: VectorType = "fixed",
     batch_rows: BatchRows = None,
     threads: Threads = None,
     device: Device = "auto",
@@ -233,7 +241,7 @@ def bag(
 ):
     """Pool each sequence into one vector (embedding_bag): one output row per input row, fixed_size_list<float>[D].
 
-    Padding ids are skipped and not counted; an empty sequence gives zeros.
+    Padding ids are skipped and not counted; an empty sequence gives zeros. --vector-type list writes list<float>.
 
     Examples:
 
@@ -246,8 +254,8 @@ def bag(
     _run(weights, input, output, quiet, progress, scheduler, mode=mode, weights_column=weights_column,
          padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
          keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov, unk_token=unk_token,
-         lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, batch_rows=batch_rows, threads=threads,
-         device=device, resume=resume)
+         lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, vector_type=vector_type,
+         batch_rows=batch_rows, threads=threads, device=device, resume=resume)
 
 
 def _print_summary(summary) -> None:

@@ -21,6 +21,7 @@ _LAZY = {
     "save_vectors": "embedtool.vectors",
     "embed_table": "embedtool.pipeline",
     "embed_path": "embedtool.pipeline",
+    "output_schema": "embedtool.pipeline",
     "EmbedtoolError": "embedtool.errors",
     "InvalidArgumentError": "embedtool.errors",
     "BadIndexError": "embedtool.errors",

@@ -53,7 +53,7 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
         A progress bar of finished shards on stderr; None: when stderr is a terminal.
     **options
         ``embed_path``'s options: ``mode``, ``padding_idx``, ``max_norm``, ``norm_type``, ``output_dtype``,
-        ``input_format``, ``column``, ``keep``, ``tokenizer``, ``seq_len``, ``oov``, ``unk_token``,
+        ``vector_type``, ``input_format``, ``column``, ``keep``, ``tokenizer``, ``seq_len``, ``oov``, ``unk_token``,
         ``lowercase_fallback``, ``batch_rows``, and ``threads``: numba threads per task (default 1, so that
         workers with one thread per core do not oversubscribe the cores).
 

@@ -35,7 +35,7 @@ OUTPUT_DTYPES = ("float16", "float32", "float64")
 @dataclass
 class EmbedOptions:
     """What is computed for each batch: the lookup options, pooling (``mode``), the input column of per-sample
-    weights and the output dtype."""
+    weights, the output dtype and the Arrow type of the vectors (``fixed`` or ``list``, see writers)."""
 
     padding_idx: int | None = None
     max_norm: float | None = None
@@ -43,6 +43,7 @@ class EmbedOptions:
     mode: str | None = None
     output_dtype: str | None = None
     weights_column: str | None = None
+    vector_type: str = "fixed"
 
     def check(self, weight: np.ndarray) -> None:
         """Validate everything before any input is read or output written."""
@@ -55,9 +56,13 @@ class EmbedOptions:
         if self.weights_column is not None and self.mode != "sum":
             raise InvalidArgumentError("--weights-column needs bag --mode sum (per-sample weights scale the rows "
                                        "of a sum, as in torch)")
+        if self.vector_type not in writers.VECTOR_TYPES:
+            raise InvalidArgumentError(f"unknown vector type {self.vector_type!r}; choose one of "
+                                       f"{', '.join(writers.VECTOR_TYPES)}")
 
     def metadata(self) -> dict:
-        found = {"padding_idx": self.padding_idx, "max_norm": self.max_norm, "norm_type": self.norm_type}
+        found = {"padding_idx": self.padding_idx, "max_norm": self.max_norm, "norm_type": self.norm_type,
+                 "vector_type": self.vector_type}
         if self.weights_column is not None:
             found["weights_column"] = self.weights_column
         return found if self.mode is None else {**found, "mode": self.mode}
@@ -128,11 +133,9 @@ def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.
         from .lookup import to_float16
 
         values = to_float16(values) if options.output_dtype == "float16" else values.astype(options.output_dtype)
-    if options.mode is not None:
-        return writers.vectors_array(values)
-    if batch.offsets is not None:
-        return writers.ragged_array(values, batch.offsets)
-    return writers.embedding_array(values)
+    if options.mode is None and batch.offsets is not None:
+        return writers.ragged_array(values, batch.offsets, options.vector_type)
+    return writers.embedding_array(values, options.vector_type)
 
 
 def embed_batch(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer: _Buffer | None = None) -> pa.Array:
@@ -144,10 +147,10 @@ def _column_type(source: Source, weight: np.ndarray, options: EmbedOptions) -> p
     dtype = np.dtype(options.output_dtype or weight.dtype)
     dim = weight.shape[1]
     if options.mode is not None:
-        return writers.vectors_type(dtype, dim)
+        return writers.embedding_type(dtype, (dim,), options.vector_type)
     if source.ragged:
-        return writers.ragged_type(dtype, dim)
-    return writers.embedding_type(dtype, source.row_shape + (dim,))
+        return writers.ragged_type(dtype, dim, options.vector_type)
+    return writers.embedding_type(dtype, source.row_shape + (dim,), options.vector_type)
 
 
 def _prefetch(items, depth: int = 2):
@@ -270,6 +273,7 @@ def embed_path(
     max_norm=None,
     norm_type=2.0,
     output_dtype: str | None = None,
+    vector_type: str = "fixed",
     input_format: str | None = None,
     column: str | None = None,
     keep=(),
@@ -292,11 +296,13 @@ def embed_path(
     stdout). Every output file is written atomically; ``resume`` skips shards whose output already exists.
     ``device``: ``auto`` runs on the GPU when one is usable (the table is copied there once), ``cuda`` insists,
     ``cpu`` never touches CUDA. ``weights_column`` (with ``mode="sum"``) names the Arrow/Parquet column of
-    per-sample weights: a number per id, in lists as long as the ids' lists.
+    per-sample weights: a number per id, in lists as long as the ids' lists. ``vector_type``: ``fixed`` writes
+    ``fixed_size_list`` vectors (``fixed_shape_tensor`` rows), ``list`` plain (nested) lists, for readers such as
+    Spark that take no fixed-size types.
     """
     vectors = weights if isinstance(weights, Vectors) else load_vectors(weights)
     weight = vectors.matrix
-    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column)
+    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column, vector_type)
     options.check(weight)
     read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), weights_column=weights_column,
                        tokenizer=tokenizer, seq_len=seq_len, batch_rows=batch_rows, chunk_bytes=_chunk_bytes(weight),
@@ -408,13 +414,15 @@ def embed_table(
     keep=(),
     weights_column: str | None = None,
     output_dtype: str | None = None,
+    vector_type: str = "fixed",
 ) -> pa.Table:
     """Embed one Arrow table: ``keep`` columns plus ``embedding``; the CLI's per-batch code path, engine-neutral.
 
     A module-level ``pa.Table -> pa.Table`` function, so Ray Data's ``map_batches(embed_table,
-    batch_format="pyarrow", fn_kwargs=...)``, Spark's ``mapInArrow`` and Dask can all call it.
+    batch_format="pyarrow", fn_kwargs=...)``, Spark's ``mapInArrow`` and Dask can all call it. Spark takes no
+    ``fixed_size_list``: give it ``vector_type="list"``.
     """
-    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column)
+    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column, vector_type)
     options.check(vectors.matrix)
     read = ReadOptions(column=column, keep=tuple(keep), weights_column=weights_column)
     source_column = check_columns("table", table.schema, read, vectors.tokens is not None)
@@ -424,3 +432,9 @@ def embed_table(
     batch = column_batch(table.column(source_column).combine_chunks(), layout, values, 0, mapper, weights)
     result = embed_batch(batch, vectors.matrix, options)
     return pa.table([*(table.column(k) for k in keep), result], names=[*keep, "embedding"])
+
+
+def output_schema(vectors: Vectors, input_schema: pa.Schema, **options) -> pa.Schema:
+    """The schema ``embed_table(table, vectors, **options)`` returns for tables of ``input_schema``, before any data:
+    what Spark's ``mapInArrow`` must be told up front. It is the result's own schema for an empty table."""
+    return embed_table(input_schema.empty_table(), vectors, **options).schema

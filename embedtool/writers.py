@@ -3,7 +3,9 @@
 Output contract (see README): a 1-D input gives one row per index, column ``embedding`` of type
 ``fixed_size_list<dtype>[D]``; a k-D input of shape ``(d0, d1, ...)`` gives d0 rows of the canonical extension type
 ``arrow.fixed_shape_tensor`` with shape ``[d1, ..., D]``; ragged sequences give ``list<fixed_size_list<dtype>[D]>``;
-pooled rows (``bag``) give ``fixed_size_list<dtype>[D]``.
+pooled rows (``bag``) give ``fixed_size_list<dtype>[D]``. With ``vector_type="list"`` every fixed-size level is a
+``list`` instead (vectors ``list<dtype>``, tensors nested lists, sequences ``list<list<dtype>>``), the types Spark and
+loaders without ``fixed_size_list`` take; the values are the same.
 """
 
 from __future__ import annotations
@@ -19,19 +21,24 @@ from .errors import InvalidArgumentError
 IPC_FILE_SUFFIXES = {".arrow", ".feather", ".ipc"}
 
 
-def vectors_type(dtype, dim: int) -> pa.DataType:
-    return pa.list_(pa.from_numpy_dtype(dtype), dim)
+VECTOR_TYPES = ("fixed", "list")
+INT32_MAX = 2**31 - 1
 
 
-def embedding_type(dtype, row_shape: tuple[int, ...]) -> pa.DataType:
+def embedding_type(dtype, row_shape: tuple[int, ...], vector_type: str = "fixed") -> pa.DataType:
     """The ``embedding`` column's type for fixed rows of shape ``row_shape`` (``(D,)`` or ``(d1, ..., D)``)."""
+    value = pa.from_numpy_dtype(dtype)
+    if vector_type == "list":
+        for _ in row_shape:
+            value = pa.list_(value)
+        return value
     if len(row_shape) == 1:
-        return vectors_type(dtype, row_shape[0])
-    return pa.fixed_shape_tensor(pa.from_numpy_dtype(dtype), list(row_shape))
+        return pa.list_(value, row_shape[0])
+    return pa.fixed_shape_tensor(value, list(row_shape))
 
 
-def ragged_type(dtype, dim: int) -> pa.DataType:
-    return pa.list_(vectors_type(dtype, dim))
+def ragged_type(dtype, dim: int, vector_type: str = "fixed") -> pa.DataType:
+    return pa.list_(embedding_type(dtype, (dim,), vector_type))
 
 
 def from_numpy(values: np.ndarray) -> pa.Array:
@@ -52,26 +59,39 @@ def strings(values: list[str]) -> pa.StringArray:
     return string_array(b"".join(encoded), np.cumsum([0] + [len(e) for e in encoded]))
 
 
-def vectors_array(values: np.ndarray) -> pa.FixedSizeListArray:
-    """A ``(rows, D)`` array as ``fixed_size_list<dtype>[D]``, without copying the values."""
-    rows, dim = values.shape
+def vectors_array(values: np.ndarray, vector_type: str = "fixed") -> pa.Array:
+    """A ``(rows, D)`` array as ``fixed_size_list<dtype>[D]`` (or ``list<dtype>``), without copying the values."""
+    return embedding_array(values, vector_type)
+
+
+def embedding_array(values: np.ndarray, vector_type: str = "fixed") -> pa.Array:
+    """The ``embedding`` column for fixed rows of shape ``(rows, *inner, D)``, without copying the values.
+
+    ``list``: each level wraps the flat values with computed offsets, so the values buffer is shared, not copied.
+    """
     flat = from_numpy(values.reshape(-1))
-    if dim == 0:
-        return pa.array([[]] * rows, type=pa.list_(flat.type, 0))
-    return pa.FixedSizeListArray.from_arrays(flat, dim)
-
-
-def embedding_array(values: np.ndarray) -> pa.Array:
-    """The ``embedding`` column for fixed rows of shape ``(rows, *inner, D)``, without copying the values."""
+    if vector_type == "list":
+        if values.size > INT32_MAX:
+            raise InvalidArgumentError(f"a batch of {values.size:,} values is too large for vector_type='list' "
+                                       f"(32-bit offsets: at most {INT32_MAX:,}); pass smaller batches")
+        for level in range(values.ndim - 1, 0, -1):
+            lists = int(np.prod(values.shape[:level]))
+            flat = pa.ListArray.from_arrays(from_numpy(np.arange(lists + 1, dtype=np.int32) * values.shape[level]), flat)
+        return flat
+    width = int(np.prod(values.shape[1:]))
+    if width == 0:
+        storage = pa.array([[]] * values.shape[0], type=pa.list_(flat.type, 0))
+    else:
+        storage = pa.FixedSizeListArray.from_arrays(flat, width)
     if values.ndim == 2:
-        return vectors_array(values)
-    storage = vectors_array(values.reshape(values.shape[0], -1))
+        return storage
     return pa.ExtensionArray.from_storage(embedding_type(values.dtype, values.shape[1:]), storage)
 
 
-def ragged_array(values: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
-    """Ragged sequences: ``values`` ``(total, D)`` split by ``offsets`` (rows + 1) into ``list<fixed_size_list>``."""
-    return pa.ListArray.from_arrays(from_numpy(offsets.astype(np.int32, copy=False)), vectors_array(values))
+def ragged_array(values: np.ndarray, offsets: np.ndarray, vector_type: str = "fixed") -> pa.ListArray:
+    """Ragged sequences: ``values`` ``(total, D)`` split by ``offsets`` (rows + 1) into ``list<fixed_size_list>``
+    (``list<list>``)."""
+    return pa.ListArray.from_arrays(from_numpy(offsets.astype(np.int32, copy=False)), vectors_array(values, vector_type))
 
 
 def output_format(path: str) -> str:

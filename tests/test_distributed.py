@@ -1,5 +1,5 @@
 """Dask: a LocalCluster of two worker processes writes byte for byte what the single-process CLI writes, retries a
-failed shard, resumes, and reports input errors as the CLI does; Ray Data takes ``embed_table`` as it is."""
+failed shard, resumes, and reports input errors as the CLI does. Ray Data and Spark: tests/test_engines.py."""
 
 import os
 import subprocess
@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from embedtool.errors import EmbedtoolError
-from embedtool.pipeline import embed_table
 from embedtool.vectors import Vectors, save_vectors
 from embedtool_cli.app import app
 
@@ -61,10 +60,11 @@ def reference(data):
     """The single-process CLI's output directory for ``embed`` or ``bag``, made on first use."""
     root, shards = data
 
-    def made_by(command: str) -> Path:
-        out = root / f"ref-{command}"
+    def made_by(command: str, vector_type: str = "fixed") -> Path:
+        out = root / f"ref-{command}-{vector_type}"
         if not out.exists():
-            result = invoke(command, root / "store.arrow", shards, "-o", out, *OPTIONS, "-q")
+            result = invoke(command, root / "store.arrow", shards, "-o", out, *OPTIONS, "--vector-type", vector_type,
+                            "-q")
             assert result.exit_code == 0, result.output
         return out
 
@@ -78,8 +78,9 @@ def same_files(a: Path, b: Path) -> bool:
     return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
 
 
-@pytest.mark.parametrize("command, weights", [("embed", "path"), ("bag", "scattered")])
-def test_cluster_writes_what_the_cli_writes(client, data, reference, tmp_path, command, weights):
+@pytest.mark.parametrize("command, weights, vector_type",
+                         [("embed", "path", "fixed"), ("bag", "scattered", "fixed"), ("embed", "path", "list")])
+def test_cluster_writes_what_the_cli_writes(client, data, reference, tmp_path, command, weights, vector_type):
     root, shards = data
     store = root / "store.arrow"
     if weights == "scattered":
@@ -87,11 +88,12 @@ def test_cluster_writes_what_the_cli_writes(client, data, reference, tmp_path, c
 
         store = load_vectors(store)
     mode = {"mode": "mean"} if command == "bag" else {}
-    summary = dist.embed_dataset(client, shards, tmp_path / "out", store, **KWARGS, **mode)
-    assert same_files(tmp_path / "out", reference(command))
+    summary = dist.embed_dataset(client, shards, tmp_path / "out", store, **KWARGS, **mode, vector_type=vector_type)
+    assert same_files(tmp_path / "out", reference(command, vector_type))
     assert list(summary["shards"]) == [f"part-{s}.parquet" for s in range(SHARDS)]
     assert summary["rows"] == SHARDS * 30 and summary["skipped"] == []
-    oov = sum(int(pq.read_metadata(p).metadata[b"embedtool.oov_tokens"]) for p in reference(command).iterdir())
+    oov = sum(int(pq.read_metadata(p).metadata[b"embedtool.oov_tokens"])
+              for p in reference(command, vector_type).iterdir())
     assert summary["oov_tokens"] == oov == sum(s["oov_tokens"] for s in summary["shards"].values()) > 0
     assert summary["oov"].startswith(f"{oov} OOV tokens (unk); most frequent: ")
 
@@ -185,22 +187,3 @@ def test_dask_is_not_imported_without_scheduler(data, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
-
-
-def test_ray_data_takes_embed_table(data):
-    ray = pytest.importorskip("ray")
-    root, shards = data
-    from embedtool.vectors import load_vectors
-
-    vectors = load_vectors(root / "store.arrow")
-    table = pq.read_table(shards / "part-0.parquet")
-    ray.init(num_cpus=1, include_dashboard=False, ignore_reinit_error=True)
-    try:
-        kwargs = {"vectors": vectors, "column": "tokens", "keep": ["doc"], "oov": "unk"}
-        ds = ray.data.from_arrow(table).map_batches(embed_table, batch_format="pyarrow", fn_kwargs=kwargs)
-        got = pa.concat_tables(ray.get(ds.to_arrow_refs())).sort_by("doc")
-    finally:
-        ray.shutdown()
-    expected = embed_table(table, vectors, column="tokens", keep=["doc"], oov="unk")
-    assert got.column("embedding").to_pylist() == expected.column("embedding").to_pylist()
-    assert got.column("doc").to_pylist() == expected.column("doc").to_pylist()

@@ -351,6 +351,12 @@ def text_header(rng, data):
     return line + b"\n" + rest, f"header {first.decode()!r} -> {line.decode()!r}"
 
 
+def prepend_header(rng, data):
+    """A word2vec ``rows dim`` line before GloVe rows, its counts huge, negative or off by one."""
+    line = f"{rng.choice(HUGE_COUNTS + [str(ROWS + 1)])} {rng.choice(HUGE_COUNTS + [str(DIM), str(DIM + 1)])}"
+    return line.encode() + b"\n" + data, f"prepend header {line!r}"
+
+
 GARBAGE = [b"\x00", b"\xff\xfe", b"\xc3", b"\r", b"\r\n", b"\n\n", b"\t", b" ", b"\x0b\x0c", b"\xef\xbb\xbf",
            b"\xe2\x80\xa8", b"-", b"nan", b"1e999", b"99999999999999999999999999", b"-1", b"0x10", b"\xd9\xa3",
            b"+", b".", b"e", b"1_000", b"inf", b"-0", b"\x1b[31m"]
@@ -456,7 +462,7 @@ FORMATS = {
                   _weight_commands("w.npy", WORDS), 14),
     "safetensors": Format("w.safetensors", [("w.safetensors", m) for m in BINARY + [safetensors_header] * 3],
                           _weight_commands("w.safetensors", ["0", "39"]), 14),
-    "glove": Format("w.txt", [("w.txt", m) for m in TEXT], _weight_commands("w.txt", WORDS), 12),
+    "glove": Format("w.txt", [("w.txt", m) for m in TEXT + [prepend_header]], _weight_commands("w.txt", WORDS), 12),
     "word2vec": Format("w.vec", [("w.vec", m) for m in TEXT + [text_header]], _weight_commands("w.vec", WORDS), 12),
     "word2vec-binary": Format("w.bin", [("w.bin", m) for m in BINARY + [insert_garbage, text_header, text_header]],
                               _weight_commands("w.bin", WORDS), 12),

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Callable
@@ -169,8 +169,16 @@ def base_files(kind: str) -> dict[str, bytes]:
 # Mutations: each takes the rng and the file's bytes and returns the new bytes and a description to reproduce it.
 
 
-def _hex(data: bytes, limit: int = 16) -> str:
-    return data[:limit].hex() + ("..." if len(data) > limit else "")
+class Draw(random.Random):
+    """The seeded random numbers of one case. ``pick`` takes the ``k``-th option for the ``k``-th case of a format
+    that uses the same mutation (options listed most telling first), and a random one past the end of the list."""
+
+    def __init__(self, seed: str, k: int):
+        super().__init__(seed)
+        self.k = k
+
+    def pick(self, options: list):
+        return options[self.k] if self.k < len(options) else self.choice(options)
 
 
 def flip_bytes(rng: random.Random, data: bytes) -> tuple[bytes, str]:
@@ -265,95 +273,101 @@ def _npy_with(header: str, body: bytes) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + body
 
 
-NPY_SHAPES = ["({rows}, {dim}, 1)", "({rows},)", "()", "(0, {dim})", "({big}, {dim})", "(-1, {dim})",
-              "({rows1}, {dim})", "({rows}, {dim1})", "(4398046511104, 4398046511104)", "({rows}, -{dim})"]
-NPY_DESCRS = ["'>f4'", "'<f8'", "'<f2'", "'<i4'", "'>i8'", "'|b1'", "'|O'", "'<c8'", "'<U2'", "'|V4'", "'<f4 '",
-              "[('a', '<f4')]", "'bogus'", "'<u2'", "'>u2'", "'<f16'"]
+# The variants of a header mutation, the most telling first: the k-th case of a format that uses the mutation takes
+# the k-th variant (``Draw.pick``), so that the default count covers them; later cases draw at random.
+NPY_HEADER = [("shape", "(-1, {dim})"), ("descr", "'>f4'"), ("shape", "({big}, {dim})"), ("descr", "'|O'"),
+              ("length", None), ("shape", "({rows1}, {dim})"), ("descr", "'>i8'"), ("fortran", "True"),
+              ("syntax", None), ("shape", "({rows}, -{dim})"), ("descr", "'<f2'"), ("shape", "()"),
+              ("descr", "'<U2'"), ("shape", "(4398046511104, 4398046511104)"), ("descr", "'bogus'"),
+              ("shape", "({rows}, {dim}, 1)"), ("descr", "'|b1'"), ("shape", "(0, {dim})"), ("descr", "'<c8'"),
+              ("shape", "({rows},)"), ("descr", "[('a', '<f4')]"), ("fortran", "'yes'"), ("descr", "'<f8'"),
+              ("shape", "({rows}, {dim1})"), ("descr", "'|V4'"), ("descr", "'<u2'")]
 
 
 def npy_header(rng, data):
     """The dict of the .npy header: another shape (huge, negative, off by one), dtype, order, or broken syntax."""
     header, body = _npy_parts(data)
     fields = eval(header)  # the header numpy wrote: a dict literal
-    what = rng.choice(("shape", "shape", "descr", "descr", "fortran", "syntax", "length"))
+    what, new = rng.pick(NPY_HEADER)
     if what == "length":
         return _overwrite(rng, data, 8, 2, "npy header length")
     if what == "shape":
         rows, *rest = fields["shape"] or (1,)
         dim = rest[0] if rest else 1
-        new = rng.choice(NPY_SHAPES).format(rows=rows, dim=dim, rows1=rows + 1, dim1=dim + 1, big=1 << 42)
+        new = new.format(rows=rows, dim=dim, rows1=rows + 1, dim1=dim + 1, big=1 << 42)
         text = header.replace(repr(fields["shape"]), new, 1)
     elif what == "descr":
-        new = rng.choice(NPY_DESCRS)
         text = header.replace(repr(fields["descr"]), new, 1)
     elif what == "fortran":
-        new = rng.choice(("True", "1", "'yes'"))
         text = header.replace("False", new, 1)
     else:
         cut = rng.randrange(1, len(header.rstrip()))
-        new = rng.choice(("", "}", "{", "'", "\\", "(((((", "1e999", "\x00"))
-        text = header[:cut] + new + header[cut + 1 :]
-        new = f"byte {cut} -> {new!r}"
+        junk = rng.choice(("", "}", "{", "'", "\\", "(((((", "1e999", "\x00"))
+        text = header[:cut] + junk + header[cut + 1 :]
+        new = f"byte {cut} -> {junk!r}"
     return _npy_with(text, body), f"npy header {what}: {new}"
 
 
+def _safetensors_variants(size: int, file_size: int, rows: int, dim: int, end: int) -> list:
+    return [
+        ("data_offsets", [-64, end - 64]), ("entry", "weight"), ("shape", [rows + 1, dim]), ("nesting", None),
+        ("length", (1 << 64) - 1), ("data_offsets", [0, end, 0]), ("dtype", "I32"), ("shape", [-rows, -dim]),
+        ("data_offsets", None), ("dtype", None), ("length", size + 1), ("data_offsets", [0, 1 << 62]),
+        ("shape", ["40", dim]), ("entry", []), ("data_offsets", [0, end + 4]), ("dtype", "F64"), ("shape", None),
+        ("length", file_size - 8), ("data_offsets", [end, 0]), ("shape", [1 << 40, 1 << 40]), ("dtype", 32),
+        ("data_offsets", [0.5, end]), ("shape", [rows]), ("entry", 0), ("data_offsets", [4, end + 4]),
+        ("length", 0), ("dtype", "BF16"), ("shape", [rows * dim, 1]), ("data_offsets", [True, end]),
+        ("shape", [0, dim]), ("data_offsets", "0"), ("length", 1 << 63), ("dtype", ["F32"]), ("entry", None),
+        ("data_offsets", [-(1 << 70), end]), ("shape", [rows, dim, 1]), ("length", size - 1), ("dtype", "F16"),
+    ]
+
+
 def safetensors_header(rng, data):
-    """The header's length field, or one of its JSON values: offsets, shape, dtype of the wrong kind or range."""
+    """The header's length field, or one of its JSON values: offsets, shape, dtype of the wrong kind or range, an
+    entry that is not an object, or nesting deeper than a JSON parser's recursion."""
     size = struct.unpack("<Q", data[:8])[0]
-    if rng.random() < 0.25:
-        new = rng.choice((0, 1, size - 1, size + 1, len(data) - 8, len(data), 1 << 63, (1 << 64) - 1, 1 << 32))
-        return struct.pack("<Q", new) + data[8:], f"safetensors header length {size} -> {new}"
     header = json.loads(data[8 : 8 + size])
     entry = header["weight"]
-    begin, end = entry["data_offsets"]
-    rows, dim = entry["shape"]
-    mutations = {
-        "data_offsets": [[-64, end - 64], [0, end + 4], [4, end + 4], [0, end - 4], [end, 0], [0, 1 << 62],
-                         [0, end, 0], [0], "0", None, [0.5, end], [True, end], [-(1 << 70), end]],
-        "shape": [[rows + 1, dim], [rows, dim + 1], [-rows, -dim], [rows], [rows, dim, 1], [1 << 40, 1 << 40],
-                  ["40", dim], None, [rows * dim, 1], [0, dim]],
-        "dtype": ["F64", "F16", "BF16", "I32", "U8", "f32", "", 32, None, ["F32"]],
-    }
-    key = rng.choice(list(mutations) + ["entry", "nesting"])
+    key, new = rng.pick(_safetensors_variants(size, len(data), *entry["shape"], entry["data_offsets"][1]))
+    if key == "length":
+        return struct.pack("<Q", new) + data[8:], f"safetensors header length {size} -> {new}"
     if key == "entry":
-        new = rng.choice(([], "weight", 0, None, {}))
         header["weight"] = new
     elif key == "nesting":
-        new = "[" * 100000 + "]" * 100000
-        raw = json.dumps(header).encode().replace(b'"pt"', new.encode())
-        raw += b" " * (-len(raw) % 8)
-        return struct.pack("<Q", len(raw)) + raw + data[8 + size :], "safetensors header: metadata nested 100000 deep"
+        header["__metadata__"] = {"format": "[" * 100000 + "]" * 100000}
+    elif new is None:
+        del entry[key]
     else:
-        new = rng.choice(mutations[key])
-        if new is None:
-            del entry[key]
-        else:
-            entry[key] = new
+        entry[key] = new
     raw = json.dumps(header).encode()
+    if key == "nesting":
+        raw = raw.replace(b'"[[[', b"[[[").replace(b']]]"', b"]]]")
+        new = "nested 100000 deep in __metadata__"
     raw += b" " * (-len(raw) % 8)
     return struct.pack("<Q", len(raw)) + raw + data[8 + size :], f"safetensors header {key}: {new!r}"
 
 
-HUGE_COUNTS = ["2147483647", "2147483648", "4294967296", "9223372036854775807", "9223372036854775808",
-               "18446744073709551616", "1" + "0" * 40, "-1", "0", "00000000000000000000040"]
+HUGE = ["9223372036854775808", "2147483648", "-1", "18446744073709551616", "4294967296", "0", "1" + "0" * 40,
+        "9223372036854775807", "2147483647", "00000000000000000000040"]
 
 
 def text_header(rng, data):
     """The ``rows dim`` first line of word2vec text and binary: counts huge, negative, zero or off by one."""
     first, rest = data.split(b"\n", 1)
-    rows, dim = map(int, first.split())
-    new_rows, new_dim = rng.choice((
-        (rng.choice(HUGE_COUNTS), str(dim)), (str(rows), rng.choice(HUGE_COUNTS)),
-        (str(rows + 1), str(dim)), (str(rows - 1), str(dim)), (str(rows), str(dim + 1)), (str(rows), str(dim - 1)),
-        (rng.choice(HUGE_COUNTS), rng.choice(HUGE_COUNTS)),
-    ))
+    rows, dim = first.decode().split()
+    r1, d1 = str(int(rows) + 1), str(int(dim) + 1)
+    r0, d0 = str(int(rows) - 1), str(int(dim) - 1)
+    new_rows, new_dim = rng.pick([(HUGE[0], dim), (rows, HUGE[1]), (r1, dim), ("-1", dim), (rows, d0), (r0, dim),
+                                  (rows, "18446744073709551616"), (HUGE[4], HUGE[4]), (rows, d1), ("0", "0"),
+                                  (rows, "-8"), (rng.choice(HUGE), rng.choice(HUGE))])
     line = f"{new_rows} {new_dim}".encode()
     return line + b"\n" + rest, f"header {first.decode()!r} -> {line.decode()!r}"
 
 
 def prepend_header(rng, data):
     """A word2vec ``rows dim`` line before GloVe rows, its counts huge, negative or off by one."""
-    line = f"{rng.choice(HUGE_COUNTS + [str(ROWS + 1)])} {rng.choice(HUGE_COUNTS + [str(DIM), str(DIM + 1)])}"
+    line = rng.pick([f"{HUGE[0]} {DIM}", f"{ROWS + 1} {DIM}", f"{ROWS} {HUGE[1]}", f"-1 {DIM}", f"{ROWS} {DIM + 1}",
+                     f"{rng.choice(HUGE)} {rng.choice(HUGE)}"])
     return line.encode() + b"\n" + data, f"prepend header {line!r}"
 
 
@@ -418,7 +432,7 @@ def vocab_sidecar(rng, data):
 # ---------------------------------------------------------------------------------------------------------------
 # Formats: their files, the mutations that apply to each and the commands that read them.
 
-Mutation = Callable[[random.Random, bytes], tuple[bytes, str]]
+Mutation = Callable[[Draw, bytes], tuple[bytes, str]]
 BINARY = [flip_bytes, truncate, any_word]
 TEXT = [flip_bytes, truncate, insert_garbage, replace_field]
 
@@ -514,11 +528,13 @@ def make_case(kind: str, seed: int | None) -> Case:
     command (from the seed); ``seed=None`` is the unmutated files with the first command."""
     spec = FORMATS[kind]
     files = dict(base_files(kind))
-    rng = random.Random(f"{kind}:{seed}")
     if seed is None:
+        rng = Draw(f"{kind}:{seed}", 0)
         mutation, command = "none", spec.commands[(len(spec.commands) - 1) // 2]
     else:
-        name, mutate = spec.mutations[seed % len(spec.mutations)]
+        chosen = spec.mutations[seed % len(spec.mutations)]
+        rng = Draw(f"{kind}:{seed}", sum(spec.mutations[i % len(spec.mutations)] == chosen for i in range(seed)))
+        name, mutate = chosen
         files[name], mutation = mutate(rng, files[name])
         mutation = f"{name}: {mutation}"
         command = rng.choice(spec.commands)

@@ -357,9 +357,9 @@ def text_header(rng, data):
     rows, dim = first.decode().split()
     r1, d1 = str(int(rows) + 1), str(int(dim) + 1)
     r0, d0 = str(int(rows) - 1), str(int(dim) - 1)
-    new_rows, new_dim = rng.pick([(HUGE[0], dim), (rows, HUGE[1]), (r1, dim), ("-1", dim), (rows, d0), (r0, dim),
-                                  (rows, "18446744073709551616"), (HUGE[4], HUGE[4]), (rows, d1), ("0", "0"),
-                                  (rows, "-8"), (rng.choice(HUGE), rng.choice(HUGE))])
+    new_rows, new_dim = rng.pick([(HUGE[0], dim), (rows, HUGE[3]), (r1, dim), ("-1", dim), (rows, HUGE[1]),
+                                  (rows, d0), (r0, dim), (HUGE[4], HUGE[4]), (rows, d1), ("0", "0"), (rows, "-8"),
+                                  (rng.choice(HUGE), rng.choice(HUGE))])
     line = f"{new_rows} {new_dim}".encode()
     return line + b"\n" + rest, f"header {first.decode()!r} -> {line.decode()!r}"
 
@@ -439,8 +439,7 @@ TEXT = [flip_bytes, truncate, insert_garbage, replace_field]
 
 @dataclass
 class Format:
-    main: str  # the file mutated (or, for some mutations, ``files``' other keys)
-    mutations: list[tuple[str, Mutation]]  # (file, mutation): round robin over the seeds
+    mutations: list[tuple[str, Mutation]]  # (file, mutation): case ``seed`` takes ``seed % len``
     commands: list[list[str]]  # ``{out}`` is the output file of the case, if any
     cases: int
 
@@ -468,31 +467,31 @@ def _input_commands(i: str, *extra: str, weights: str = "w.npy") -> list[list[st
 WORDS = ["the", "naïve", "東京"]
 IPC = BINARY + [ipc_field, ipc_field]
 FORMATS = {
-    "store": Format("w.arrow", [("w.arrow", m) for m in IPC], _weight_commands("w.arrow", WORDS), 14),
-    "ipc": Format("w.arrow", [("w.arrow", m) for m in IPC], _weight_commands("w.arrow", WORDS), 12),
-    "parquet": Format("w.parquet", [("w.parquet", m) for m in BINARY + [parquet_footer, parquet_footer]],
+    "store": Format([("w.arrow", m) for m in IPC], _weight_commands("w.arrow", WORDS), 14),
+    "ipc": Format([("w.arrow", m) for m in IPC], _weight_commands("w.arrow", WORDS), 12),
+    "parquet": Format([("w.parquet", m) for m in BINARY + [parquet_footer, parquet_footer]],
                       _weight_commands("w.parquet", WORDS), 12),
-    "npy": Format("w.npy", [("w.npy", m) for m in BINARY + [npy_header, npy_header]] + [("w.vocab.txt", vocab_sidecar)],
+    "npy": Format([("w.npy", m) for m in BINARY + [npy_header, npy_header]] + [("w.vocab.txt", vocab_sidecar)],
                   _weight_commands("w.npy", WORDS), 14),
-    "safetensors": Format("w.safetensors", [("w.safetensors", m) for m in BINARY + [safetensors_header] * 3],
+    "safetensors": Format([("w.safetensors", m) for m in BINARY + [safetensors_header] * 3],
                           _weight_commands("w.safetensors", ["0", "39"]), 14),
-    "glove": Format("w.txt", [("w.txt", m) for m in TEXT + [prepend_header]], _weight_commands("w.txt", WORDS), 12),
-    "word2vec": Format("w.vec", [("w.vec", m) for m in TEXT + [text_header]], _weight_commands("w.vec", WORDS), 12),
-    "word2vec-binary": Format("w.bin", [("w.bin", m) for m in BINARY + [insert_garbage, text_header, text_header]],
+    "glove": Format([("w.txt", m) for m in TEXT + [prepend_header]], _weight_commands("w.txt", WORDS), 12),
+    "word2vec": Format([("w.vec", m) for m in TEXT + [text_header]], _weight_commands("w.vec", WORDS), 12),
+    "word2vec-binary": Format([("w.bin", m) for m in BINARY + [insert_garbage, text_header, text_header]],
                               _weight_commands("w.bin", WORDS), 12),
-    "ids-npy": Format("in.npy", [("in.npy", m) for m in BINARY + [npy_header, npy_header]],
+    "ids-npy": Format([("in.npy", m) for m in BINARY + [npy_header, npy_header]],
                       _input_commands("in.npy"), 10),
-    "ids-text": Format("in.txt", [("in.txt", m) for m in TEXT], _input_commands("in.txt"), 8),
-    "tokens-text": Format("in.txt", [("in.txt", m) for m in TEXT],
+    "ids-text": Format([("in.txt", m) for m in TEXT], _input_commands("in.txt"), 8),
+    "tokens-text": Format([("in.txt", m) for m in TEXT],
                           _input_commands("in.txt", weights="w.arrow")
                           + [["embed", "w.arrow", "in.txt", "-o", "{out}.arrow", "-q", "--oov", "skip"]], 8),
-    "ids-arrow": Format("in.arrow", [("in.arrow", m) for m in IPC],
+    "ids-arrow": Format([("in.arrow", m) for m in IPC],
                         _input_commands("in.arrow", "--column", "ids", "--keep", "doc"), 10),
-    "ids-arrows": Format("in.arrows", [("in.arrows", m) for m in IPC], _input_commands("in.arrows", "--column", "ids"),
+    "ids-arrows": Format([("in.arrows", m) for m in IPC], _input_commands("in.arrows", "--column", "ids"),
                          10),
-    "ids-parquet": Format("in.parquet", [("in.parquet", m) for m in BINARY + [parquet_footer]],
+    "ids-parquet": Format([("in.parquet", m) for m in BINARY + [parquet_footer]],
                           _input_commands("in.parquet", "--column", "ids", "--keep", "doc"), 8),
-    "ids-raw": Format("in.bin", [("in.bin", m) for m in (flip_bytes, truncate, insert_garbage)],
+    "ids-raw": Format([("in.bin", m) for m in (flip_bytes, truncate, insert_garbage)],
                       _input_commands("in.bin", "--input-format", "u16", "--seq-len", "4"), 6),
 }
 

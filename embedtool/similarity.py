@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
+from .codegen import any_scaled_above
 from .errors import InputFormatError, InvalidArgumentError
 
 # Block sizes, tuned on a 2-core AVX-512 machine (see benchmarks/bench_similar.py): a block of scores
@@ -37,19 +38,11 @@ from .errors import InputFormatError, InvalidArgumentError
 QUERY_BLOCK = 1024
 TABLE_BLOCK = 1024
 METRICS = ("cosine", "dot")
-_LANES = 16  # scores compared at once by the scan: one AVX-512 register of float32
+_LANES = 32  # scores compared at once by the scan: two AVX-512 registers of float32
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Kernels
-
-
-@njit(cache=True, fastmath=True, inline="always")
-def _chunk_max(row, scale, j):
-    m = row[j] * scale[j]
-    for t in range(1, _LANES):
-        m = max(m, row[j + t] * scale[j + t])
-    return m
 
 
 @njit(cache=True, inline="always")
@@ -80,7 +73,7 @@ def _top_k_block(scores, scale, start, exclude, best_s, best_i):
         bi = best_i[q]
         ex = exclude[q]
         for j0 in range(0, whole, _LANES):
-            if _chunk_max(row, scale, j0) > bs[k - 1]:
+            if any_scaled_above(row, scale, j0, _LANES, bs[k - 1]):
                 for j in range(j0, j0 + _LANES):
                     s = row[j] * scale[j]
                     if s > bs[k - 1]:
@@ -162,11 +155,13 @@ def search(matrix, queries, k, *, inverse_norms=None, exclude=None, limit=None, 
         exclude = np.full((nq, 1), -1, np.int64)
     scale = np.ones(rows, dtype) if inverse_norms is None else np.asarray(inverse_norms[:rows], dtype)
     per = 3 if cosmul else 1
-    qb = max(1, QUERY_BLOCK // per) * per
-    buffer = np.empty(min(qb, len(queries)) * min(TABLE_BLOCK, rows), dtype)
+    qb = min(max(1, QUERY_BLOCK // per) * per, len(queries))
+    # Fewer queries than a block: taller table blocks, as many scores per block (fewer calls for one query).
+    tb = min(TABLE_BLOCK * max(1, QUERY_BLOCK // qb), rows)
+    buffer = np.empty(qb * tb, dtype)
     kernel = _top_k_cosmul_block if cosmul else _top_k_block
-    for t0 in range(0, rows, TABLE_BLOCK):
-        t1 = min(t0 + TABLE_BLOCK, rows)
+    for t0 in range(0, rows, tb):
+        t1 = min(t0 + tb, rows)
         block = matrix[t0:t1]
         if block.dtype != dtype or not block.dtype.isnative:
             block = block.astype(dtype)

@@ -334,27 +334,29 @@ def evaluate_analogies(vectors, path, restrict_vocab=300000, case_insensitive=Tr
         if len(words) != 4:
             continue  # gensim skips lines that are not four words
         total_questions += 1
-        if any(w not in ok for w in words):
-            oov += 1
-            if dummy4unknown:
-                section["incorrect"].append(tuple(words))
-            continue
-        questions.append((section, tuple(words)))
+        known = all(w in ok for w in words)
+        oov += not known
+        if known or dummy4unknown:  # an OOV question counts as wrong with dummy4unknown, else not at all
+            questions.append((section, tuple(words), known))
     if section:
         sections.append(section)
-    if questions:
-        a, b, c = (np.array([ok[q[1][i]] for q in questions], np.int64) for i in range(3))
+    asked = [words for _, words, known in questions if known]
+    if asked:
+        a, b, c = (np.array([ok[words[i]] for words in asked], np.int64) for i in range(3))
         ids, _ = _analogy_ids(vectors, a, b, c, 5, method, restrict_vocab)
         names = vectors.tokens.take(np.maximum(ids.ravel(), 0)).to_pylist()
-        for n, (sec, words) in enumerate(questions):
-            predicted = None
+    n = 0
+    for sec, words, known in questions:  # in file order, as gensim fills its lists
+        predicted = None
+        if known:
             for i, name in zip(ids[n], names[n * ids.shape[1] : (n + 1) * ids.shape[1]]):
                 if i < 0:
                     break
                 predicted = name.upper() if case_insensitive else name
                 if predicted in ok and predicted not in words[:3]:
                     break
-            sec["correct" if predicted == words[3] else "incorrect"].append(words)
+            n += 1
+        sec["correct" if known and predicted == words[3] else "incorrect"].append(words)
     correct = [q for s in sections for q in s["correct"]]
     incorrect = [q for s in sections for q in s["incorrect"]]
     sections.append({"section": "Total accuracy", "correct": correct, "incorrect": incorrect})

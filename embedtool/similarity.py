@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from numba import njit, prange
 
 from .codegen import any_scaled_above
@@ -433,3 +435,125 @@ def evaluate_pairs(vectors, path, delimiter="\t", encoding="utf-8", restrict_voc
     gold = np.array(gold)
     ratio = oov / len(gold) * 100 if dummy4unknown else oov / (len(gold) + oov) * 100
     return PairScores(_pearson(gold, model), _pearson(_ranks(gold), _ranks(model)), ratio, len(gold))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files of queries (``embedtool similar WEIGHTS QUERIES -o OUT``)
+
+NEIGHBORS_TYPE = pa.list_(pa.struct([("id", pa.int64()), ("token", pa.string()), ("score", pa.float32())]))
+QUERY_BATCH = 8192  # queries per pass over the table
+
+
+def neighbors_array(result: Neighbors, valid: np.ndarray | None = None) -> pa.Array:
+    """``list<struct<id, token, score>>``, one list per query (best first, without the -1 padding); null where
+    ``valid`` is False (an unknown token, a null query)."""
+    ids, scores = result.ids, result.scores
+    found = ids >= 0
+    if valid is not None:
+        found &= valid[:, None]
+    offsets = np.zeros(len(ids) + 1, np.int32)
+    np.cumsum(found.sum(axis=1), out=offsets[1:])
+    flat = ids[found]
+    tokens = result.table.tokens.take(flat) if result.table.has_vocab else pa.nulls(len(flat), pa.string())
+    values = pa.StructArray.from_arrays([pa.array(flat), tokens, pa.array(scores[found].astype(np.float32))],
+                                        fields=list(NEIGHBORS_TYPE.value_type))
+    mask = None if valid is None else pa.array(~valid)
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=mask)
+
+
+def _query_batches(path: Path, column, keep):
+    """(total rows, kept fields, batches of (query column, kept columns)) of a text file of words (one a line) or
+    an Arrow IPC / Parquet file with a column of tokens, row ids or vectors."""
+    suffix = path.suffix.lower()
+    if suffix in (".arrow", ".feather", ".ipc", ".parquet"):
+        import pyarrow.dataset as ds
+
+        try:
+            dataset = ds.dataset(str(path), format="parquet" if suffix == ".parquet" else "ipc")
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InputFormatError(f"{path}: not a readable {suffix[1:]} file ({e})") from None
+        schema = dataset.schema
+        names = ", ".join(schema.names)
+        for k in keep:
+            if k not in schema.names or k == "neighbors":
+                raise InvalidArgumentError(f"{path}: cannot --keep {k!r} (columns: {names}; 'neighbors' is the output)")
+        usable = [f.name for f in schema if f.name not in keep and _query_kind(f.type)]
+        if column is None:
+            if len(usable) != 1:
+                raise InvalidArgumentError(f"{path}: say which column holds the queries with --column (columns: {names})")
+            column = usable[0]
+        elif column not in schema.names:
+            raise InvalidArgumentError(f"{path}: no column {column!r} (columns: {names})")
+        elif not _query_kind(schema.field(column).type):
+            raise InputFormatError(f"{path}: column {column!r} has type {schema.field(column).type}; expected "
+                                   "tokens (strings), row ids (integers) or vectors (lists of floats)")
+        batches = dataset.to_batches(columns=list(dict.fromkeys([column, *keep])), batch_size=QUERY_BATCH)
+        kept = [schema.field(k) for k in keep]
+        return dataset.count_rows(), kept, ((b.column(column), [b.column(k) for k in keep]) for b in batches)
+    if keep:
+        raise InvalidArgumentError(f"{path}: --keep needs Arrow or Parquet queries (a text file has no columns)")
+    if column is not None:
+        raise InvalidArgumentError(f"{path}: --column needs Arrow or Parquet queries (a text file has no columns)")
+    lines = [line.strip() for line in _read_lines(path)]
+    words = pa.array([w or None for w in lines], pa.string())
+    return len(words), [], ((words.slice(i, QUERY_BATCH), []) for i in range(0, len(words), QUERY_BATCH))
+
+
+def _query_kind(t: pa.DataType) -> bool:
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return pa.types.is_floating(t.value_type)
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+
+
+def _batch_queries(vectors, column: pa.Array):
+    """(queries for ``most_similar``, valid [Q] bool): null, unknown or out-of-range entries are not valid."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    valid = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        ids = vectors.token_ids(column.fill_null(""))
+    elif pa.types.is_integer(column.type):
+        ids = np.asarray(column.fill_null(-1).to_numpy(), np.int64)
+        ids[ids >= len(vectors)] = -1
+    else:
+        dims = pa.compute.list_value_length(column).fill_null(vectors.dim).to_numpy()
+        if (dims != vectors.dim).any():
+            row = int(np.flatnonzero(dims != vectors.dim)[0])
+            raise InputFormatError(f"query row {row} has {dims[row]} values; the table has {vectors.dim} dimensions")
+        flat = column.fill_null(pa.scalar([0.0] * vectors.dim, column.type)).flatten().to_numpy()
+        return np.asarray(flat, np.float64 if flat.dtype == np.float64 else np.float32).reshape(-1, vectors.dim), valid
+    valid &= ids >= 0
+    return np.where(valid, ids, 0), valid
+
+
+def similar_path(vectors, queries, output, k=10, metric="cosine", against=None, column=None, keep=(),
+                 progress=None) -> tuple[int, int]:
+    """Write the ``k`` nearest rows of every query in the file ``queries`` to ``output`` (.arrow/.feather,
+    .arrows or .parquet; atomically), as the column ``neighbors`` after the ``keep`` columns. Returns (queries,
+    queries without neighbours: null, unknown tokens, ids out of range)."""
+    from .atomic import atomic_path
+    from .progress import progress_bar
+    from .writers import BatchWriter, output_format
+
+    queries, output = Path(queries), Path(output)
+    if not queries.is_file():
+        raise InputFormatError(f"{queries}: no such file")
+    if output.resolve() in {queries.resolve(), *(Path(t.metadata.get("source", "")).resolve()
+                                                 for t in (vectors, against) if t is not None)}:
+        raise InvalidArgumentError(f"{output}: the output would overwrite an input")
+    fmt = output_format(str(output))
+    total, kept_fields, batches = _query_batches(queries, column, keep)
+    rows = missing = 0
+    with atomic_path(output) as tmp, progress_bar("similar", total, "queries", progress) as bar:
+        schema = pa.schema([*kept_fields, pa.field("neighbors", NEIGHBORS_TYPE)])
+        writer = BatchWriter(str(tmp), schema, fmt)
+        for query_column, kept in batches:
+            q, valid = _batch_queries(vectors, query_column)
+            result = most_similar(vectors, q, k, metric, against)
+            batch = pa.RecordBatch.from_arrays([*kept, neighbors_array(result, valid)], schema=schema)
+            writer.write(batch)
+            rows += len(valid)
+            missing += int((~valid).sum())
+            bar.advance(len(valid))
+        writer.close()
+    return rows, missing

@@ -114,17 +114,29 @@ def _compute_dtype(matrix) -> np.dtype:
 
 
 def row_norms(vectors) -> np.ndarray:
-    """The L2 norm of every row of ``vectors.matrix``, computed once (in blocks, the table is not copied) and kept on
-    ``vectors``: a store is mapped anew on each open, so its norms are computed once per open."""
+    """The L2 norm of every row of ``vectors.matrix``, computed once and kept on ``vectors``: a store is mapped anew
+    on each open, so its norms are computed once per open (one parallel pass over the table; it is not copied)."""
     if vectors._norms is None:
         matrix = vectors.matrix
-        dtype = _compute_dtype(matrix)
-        norms = np.empty(len(matrix), dtype)
-        for i in range(0, len(matrix), 65536):
-            # np.linalg.norm on the compute dtype is gensim's fill_norms, so the norms are the same numbers.
-            norms[i : i + 65536] = np.linalg.norm(np.asarray(matrix[i : i + 65536], dtype), axis=1)
+        norms = np.empty(len(matrix), _compute_dtype(matrix))
+        if matrix.dtype.isnative and matrix.dtype != np.float16:
+            _row_norms(matrix, norms)
+        else:  # float16 or another byte order, which numba cannot read: widened a block at a time
+            for i in range(0, len(matrix), 65536):
+                norms[i : i + 65536] = np.linalg.norm(np.asarray(matrix[i : i + 65536], norms.dtype), axis=1)
         vectors._norms = norms
     return vectors._norms
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _row_norms(matrix, out):
+    """Row norms summed in float64 (in any order: fastmath lets the sum vectorise), rounded once to ``out``."""
+    for i in prange(matrix.shape[0]):
+        total = 0.0
+        for j in range(matrix.shape[1]):
+            x = np.float64(matrix[i, j])
+            total += x * x
+        out[i] = np.sqrt(total)
 
 
 def _inverse(norms: np.ndarray) -> np.ndarray:

@@ -34,11 +34,14 @@ from numba import njit, prange
 from .codegen import any_scaled_above
 from .errors import InputFormatError, InvalidArgumentError
 
-# Block sizes, tuned on a 2-core AVX-512 machine (see benchmarks/bench_similar.py): a block of scores
-# (QUERY_BLOCK x TABLE_BLOCK float32, 4 MiB) stays in the caches between sgemm writing it and the scan reading it,
-# and is wide enough for sgemm to run near its peak.
+# Block sizes (see benchmarks/bench_similar.py). On one core, in CPU time, query x table blocks from 512 x 2048 to
+# 1024 x 16384 ran within noise of each other (sgemm near 130 GFLOP/s, the scan 6-10% of the time). On the 2-core
+# machine shared with other work, wall time fell from 3.96 s (1024 x 1024) to 2.32 s (x 4096) and 2.03 s (x 16384)
+# for 1,000 x 100,000 x 300: every block hands the cores from OpenBLAS's threads to numba's and back, and each hand-off
+# waits for the slowest thread. So blocks are large: 1024 x 8192 scores (32 MiB).
 QUERY_BLOCK = 1024
-TABLE_BLOCK = 1024
+TABLE_BLOCK = 8192
+MAX_TABLE_BLOCK = 65536  # rows per block when there are few queries (a float16 block is widened: bounded memory)
 METRICS = ("cosine", "dot")
 _LANES = 32  # scores compared at once by the scan: two AVX-512 registers of float32
 
@@ -171,7 +174,7 @@ def search(matrix, queries, k, *, inverse_norms=None, exclude=None, limit=None, 
     per = 3 if cosmul else 1
     qb = min(max(1, QUERY_BLOCK // per) * per, len(queries))
     # Fewer queries than a block: taller table blocks, as many scores per block (fewer calls for one query).
-    tb = min(TABLE_BLOCK * max(1, QUERY_BLOCK // qb), rows)
+    tb = min(TABLE_BLOCK * max(1, QUERY_BLOCK // qb), max(TABLE_BLOCK, MAX_TABLE_BLOCK), rows)
     buffer = np.empty(qb * tb, dtype)
     kernel = _top_k_cosmul_block if cosmul else _top_k_block
     for t0 in range(0, rows, tb):

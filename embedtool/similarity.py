@@ -9,7 +9,7 @@ them beats it, so it costs a small fraction of the product. Cosine scores are ``
 normalised once, and the table's inverse row norms (computed once per ``Vectors`` and kept on it: once per open for
 the store) scale each score in the scan, so the table itself is never normalised into a copy.
 
-Rules (docs/semantics.md §9): results are sorted by score, ties by the lower id, so they do not depend on block sizes
+Rules (docs/similarity.md): results are sorted by score, ties by the lower id, so they do not depend on block sizes
 or threads. A zero row or a zero query scores 0, never NaN. ``k`` larger than the table gives all its rows; where a
 query has fewer candidates than the result's width (its own token excluded), the rest is id -1 with score -inf.
 
@@ -229,8 +229,8 @@ def _query_rows(vectors, queries):
         queries = [queries]
     if isinstance(queries, np.ndarray) and queries.dtype.kind == "f":
         q = queries[None, :] if queries.ndim == 1 else queries
-        if q.ndim != 2 or q.shape[1] != vectors.dim:
-            raise InvalidArgumentError(f"query vectors must be [Q, {vectors.dim}] or [{vectors.dim}], got {queries.shape}")
+        if q.ndim != 2:
+            raise InvalidArgumentError(f"query vectors must be [Q, D] or [D], got the shape {queries.shape}")
         return q, None
     queries = list(queries) if not isinstance(queries, np.ndarray) else queries
     if len(queries) and all(isinstance(x, str) for x in queries):

@@ -67,8 +67,9 @@ def similar(
                                                  "file of queries: text (a word a line), .arrow/.feather or .parquet "
                                                  "(a column of tokens, row ids or vectors).")],
     k: K = 10,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the neighbours of every query in "
-                                                   "the QUERIES file here: .arrow/.feather, .arrows or .parquet.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the neighbours of every query in "
+                                                  "the QUERIES file here: .arrow/.feather, .arrows, .parquet, or - for "
+                                                  "an IPC stream on stdout.")] = None,
     column: Annotated[Optional[str], typer.Option("--column", help="The queries' column (default: the only usable "
                                                   "one).")] = None,
     keep: Annotated[List[str], typer.Option("--keep", help="Carry this input column to the output (repeatable).")] = [],
@@ -114,7 +115,7 @@ def similar(
     started = time.perf_counter()
     rows, missing = similar_path(vectors, queries[0], output, k, metric.value, other, column, keep,
                                  False if quiet else None)
-    if not quiet:
+    if not quiet and output != "-":
         if missing:
             typer.echo(f"Note: {missing:,} queries are null or not in the table: their neighbors are null", err=True)
         typer.echo(f"Wrote {output}: {rows:,} queries in {time.perf_counter() - started:.2f} s", err=True)

@@ -544,29 +544,33 @@ def _batch_queries(vectors, column: pa.Array):
 def similar_path(vectors, queries, output, k=10, metric="cosine", against=None, column=None, keep=(),
                  progress=None) -> tuple[int, int]:
     """Write the ``k`` nearest rows of every query in the file ``queries`` to ``output`` (.arrow/.feather,
-    .arrows or .parquet; atomically), as the column ``neighbors`` after the ``keep`` columns. Returns (queries,
-    queries without neighbours: null, unknown tokens, ids out of range)."""
+    .arrows or .parquet, atomically; ``-``: an IPC stream on stdout), as the column ``neighbors`` after the ``keep``
+    columns. Returns (queries, queries without neighbours: null, unknown tokens, ids out of range)."""
+    import contextlib
+
     from .atomic import atomic_path
     from .progress import progress_bar
-    from .writers import BatchWriter, output_format
+    from .writers import BatchWriter, output_format, stdout_sink
 
-    queries, output = Path(queries), Path(output)
+    queries = Path(queries)
     if not queries.is_file():
         raise InputFormatError(f"{queries}: no such file")
-    if output.resolve() in {queries.resolve(), *(Path(t.metadata.get("source", "")).resolve()
-                                                 for t in (vectors, against) if t is not None)}:
+    to_stdout = str(output) == "-"
+    tables = [t for t in (vectors, against) if t is not None and "source" in t.metadata]
+    inputs = {queries.resolve(), *(Path(t.metadata["source"]).resolve() for t in tables)}
+    if not to_stdout and Path(output).resolve() in inputs:
         raise InvalidArgumentError(f"{output}: the output would overwrite an input")
     fmt = output_format(str(output))
     total, kept_fields, batches = _query_batches(queries, column, keep)
     rows = missing = 0
-    with atomic_path(output) as tmp, progress_bar("similar", total, "queries", progress) as bar:
+    target = contextlib.nullcontext(stdout_sink()) if to_stdout else atomic_path(output)
+    with target as sink, progress_bar("similar", total, "queries", progress) as bar:
         schema = pa.schema([*kept_fields, pa.field("neighbors", NEIGHBORS_TYPE)])
-        writer = BatchWriter(str(tmp), schema, fmt)
+        writer = BatchWriter(sink if to_stdout else str(sink), schema, fmt)
         for query_column, kept in batches:
             q, valid = _batch_queries(vectors, query_column)
             result = most_similar(vectors, q, k, metric, against)
-            batch = pa.RecordBatch.from_arrays([*kept, neighbors_array(result, valid)], schema=schema)
-            writer.write(batch)
+            writer.write(pa.RecordBatch.from_arrays([*kept, neighbors_array(result, valid)], schema=schema))
             rows += len(valid)
             missing += int((~valid).sum())
             bar.advance(len(valid))

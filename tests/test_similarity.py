@@ -377,3 +377,13 @@ def test_help_does_not_import_numba(command):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stderr.strip().endswith("CLEAN") and "Usage" in proc.stdout
+
+
+def test_similar_to_stdout_writes_an_arrow_stream(store, tmp_path):
+    v, path = store
+    (tmp_path / "q.txt").write_text("w4\n")
+    result = runner.invoke(app, ["similar", str(path), str(tmp_path / "q.txt"), "-o", "-", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    table = pa.ipc.open_stream(result.stdout_bytes).read_all()
+    assert [n["id"] for n in table.column("neighbors")[0].as_py()] == v.most_similar("w4", 2).ids[0].tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.txt", "w.arrow"]

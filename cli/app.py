@@ -315,3 +315,9 @@ from . import vectors_cmds  # noqa: E402
 
 app.command()(vectors_cmds.convert)
 app.command()(vectors_cmds.lookup)
+
+from . import similar_cmds  # noqa: E402
+
+app.command()(similar_cmds.similar)
+app.command()(similar_cmds.analogy)
+app.command()(similar_cmds.evaluate)

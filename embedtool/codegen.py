@@ -15,6 +15,8 @@
   row, with spills; written as vectors, a ``stack_array`` accumulator lives in vector registers at every width.
   A source of float16 bits (uint16) is widened to float32 as it is loaded, in registers (``vcvtph2ps``; only for
   CPUs with F16C, ``HAS_F16C``: elsewhere LLVM would call a runtime function that numba does not link).
+- ``any_scaled_above(values, scale, index, width, threshold)``: whether any of ``width`` scaled elements beats a
+  threshold, in vector compares, for the top-k scan of ``similarity.py``.
 - ``load_word(array, index)`` and ``trailing_zeros(x)``: eight bytes at once as a uint64, and the position of its
   lowest set bit, for parsers that look at a whole number's digits in one step (``tokens._parse_ids``).
 - ``stream_line(dst, i, src, k)``, ``stream_scaled_line(dst, i, src, k, scale)`` and ``store_fence()``: a 64-byte
@@ -222,6 +224,33 @@ def vector_max(typingctx, dst, dst_index, src, src_index, width):
         return context.get_dummy_value()
 
     return types.void(dst, dst_index, src, src_index, width), codegen
+
+
+@intrinsic
+def any_scaled_above(typingctx, values, scale, index, width, threshold):
+    """Whether ``values[index + t] * scale[index + t] > threshold`` for any ``t < width`` (a compile-time constant):
+    a vector multiply and compare per 64 bytes and one test of the masks, no branch per element. A top-k scan
+    (``similarity._top_k_block``) skips most scores with it; LLVM leaves the equivalent short loop scalar."""
+    if not (_same_floats(values, scale) and values.dtype == scale.dtype and isinstance(width, types.IntegerLiteral)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        element = context.get_data_type(signature.args[0].dtype)
+        limit = context.cast(builder, args[4], signature.args[4], signature.args[0].dtype)
+        pointers = [_element_pointer(context, builder, signature.args[k], signature.args[2], args[k], args[2])
+                    for k in (0, 1)]
+        i64 = ir.IntType(64)
+        hit = ir.Constant(ir.IntType(1), 0)
+        for first, count in _chunks(width.literal_value, context.get_abi_sizeof(element)):
+            vector = ir.VectorType(element, count)
+            a, b = (builder.load(builder.bitcast(builder.gep(p, [i64(first)]), vector.as_pointer()),
+                                 align=context.get_abi_sizeof(element)) for p in pointers)
+            above = builder.fcmp_ordered(">", builder.fmul(a, b), _splat(builder, limit, a))
+            mask = builder.bitcast(above, ir.IntType(count))
+            hit = builder.or_(hit, builder.icmp_unsigned("!=", mask, ir.Constant(ir.IntType(count), 0)))
+        return hit
+
+    return types.boolean(values, scale, index, width, threshold), codegen
 
 
 def _element_pointer(context, builder, array_type, index_type, array, index):

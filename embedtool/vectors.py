@@ -70,6 +70,7 @@ class Vectors:
     tokens: object = None
     metadata: dict = field(default_factory=dict)
     _index: object = field(default=None, init=False, repr=False, compare=False)
+    _norms: object = field(default=None, init=False, repr=False, compare=False)  # similarity.row_norms keeps them
 
     def __post_init__(self):
         self.matrix = check_weight(self.matrix)
@@ -128,6 +129,31 @@ class Vectors:
             raise InvalidArgumentError(f"oov must be 'error' or a row id 0..{len(self) - 1}, got {oov!r}")
         ids[missing] = oov
         return ids
+
+    # Similarity (embedtool/similarity.py does the work; numba loads on first call).
+    def most_similar(self, queries, k=10, metric="cosine", against=None):
+        """The ``k`` nearest rows to each query (tokens, ids or vectors): ``similarity.most_similar``."""
+        from .similarity import most_similar
+
+        return most_similar(self, queries, k, metric, against)
+
+    def analogy(self, a, b, c, k=10, method="add"):
+        """``a`` is to ``b`` as ``c`` is to ? (3CosAdd or 3CosMul): ``similarity.analogy``."""
+        from .similarity import analogy
+
+        return analogy(self, a, b, c, k, method)
+
+    def evaluate_analogies(self, path, **options):
+        """Accuracy on a questions-words file, as gensim's: ``similarity.evaluate_analogies``."""
+        from .similarity import evaluate_analogies
+
+        return evaluate_analogies(self, path, **options)
+
+    def evaluate_pairs(self, path, **options):
+        """Pearson, Spearman and OOV ratio on a word-pair file, as gensim's: ``similarity.evaluate_pairs``."""
+        from .similarity import evaluate_pairs
+
+        return evaluate_pairs(self, path, **options)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,389 @@
+"""Nearest neighbours, analogies and evaluation (embedtool/similarity.py) against a NumPy brute force, gensim and
+faiss, on gensim's own test files and on generated vectors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from embedtool import similarity
+from embedtool.errors import InputFormatError, InvalidArgumentError
+from embedtool.vectors import Vectors, load_vectors, save_vectors
+from embedtool_cli.app import app
+
+gensim = pytest.importorskip("gensim")
+from gensim.models import KeyedVectors  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(gensim.__file__), "test", "test_data")
+QUESTIONS = os.path.join(DATA, "questions-words.txt")
+
+
+def brute_force(table, queries, k, metric="cosine", exclude=None):
+    """Top-k by float64 scores, ties by the lower id: the rules of docs/similarity.md stated plainly."""
+    table = np.asarray(table, np.float64)
+    queries = np.asarray(queries, np.float64)
+    if metric == "cosine":
+        def unit(x):
+            n = np.linalg.norm(x, axis=1, keepdims=True)
+            return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+        table, queries = unit(table), unit(queries)
+    scores = queries @ table.T
+    width = min(k, len(table))
+    ids = np.full((len(queries), width), -1)
+    best = np.full((len(queries), width), -np.inf)
+    for q in range(len(queries)):
+        rows = [i for i in range(len(table)) if exclude is None or i != exclude[q]]
+        rows.sort(key=lambda i: (-scores[q, i], i))
+        ids[q, : len(rows[:width])] = rows[:width]
+        best[q, : len(rows[:width])] = scores[q, rows[:width]]
+    return ids, best
+
+
+def assert_same_top_k(table, queries, k, metric, result_ids, result_scores, tol):
+    """Ids equal the brute force's wherever scores are more than ``tol`` apart (float32 sums may swap near ties),
+    scores equal to ``tol``; never NaN."""
+    ids, best = brute_force(table, queries, k, metric)
+    assert result_ids.shape == ids.shape
+    assert not np.isnan(result_scores).any()
+    np.testing.assert_allclose(result_scores, best, atol=tol)
+    for q in range(len(ids)):
+        for j in range(ids.shape[1]):
+            if result_ids[q, j] != ids[q, j]:
+                assert abs(best[q, j] - best[q, min(j + 1, ids.shape[1] - 1)]) <= 2 * tol or \
+                       abs(best[q, j] - best[q, max(j - 1, 0)]) <= 2 * tol
+
+
+tables = st.tuples(st.integers(1, 40), st.integers(1, 9), st.integers(1, 6), st.integers(0, 50), st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables, st.sampled_from(["float32", "float64", "float16"]))
+def test_dot_top_k_equals_the_brute_force_exactly_with_ties_by_lower_id(shape, dtype):
+    """Small integers make every dot product exact, so duplicate rows tie exactly and must come out by lower id."""
+    n, d, nq, k, seed = shape
+    rng = np.random.default_rng(seed)
+    table = rng.integers(-2, 3, size=(n, d)).astype(dtype)
+    table[rng.random(n) < 0.2] = 0  # zero rows
+    table[rng.integers(0, n, size=n // 3)] = table[0]  # duplicate rows
+    queries = rng.integers(-2, 3, size=(nq, d)).astype(np.float64)
+    result = Vectors(table).most_similar(queries, k, metric="dot")
+    ids, best = brute_force(table, queries, k, "dot")
+    np.testing.assert_array_equal(result.ids, ids)
+    np.testing.assert_array_equal(result.scores, best)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables)
+def test_cosine_top_k_equals_the_brute_force_zero_rows_and_queries_score_zero(shape):
+    n, d, nq, k, seed = shape
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((n, d)).astype(np.float32)
+    table[rng.random(n) < 0.2] = 0
+    queries = rng.standard_normal((nq, d)).astype(np.float32)
+    queries[0] = 0
+    result = Vectors(table).most_similar(queries, k)
+    assert_same_top_k(table, queries, k, "cosine", result.ids, result.scores, 1e-5)
+    assert (result.scores[0] == 0).all() and list(result.ids[0]) == list(range(min(k, n)))
+
+
+def test_block_sizes_do_not_change_the_result(monkeypatch):
+    rng = np.random.default_rng(1)
+    table = rng.standard_normal((997, 13)).astype(np.float32)
+    table[5] = table[700]
+    queries = rng.standard_normal((61, 13)).astype(np.float32)
+    whole = Vectors(table).most_similar(queries, 17)
+    monkeypatch.setattr(similarity, "QUERY_BLOCK", 7)
+    monkeypatch.setattr(similarity, "TABLE_BLOCK", 45)
+    blocked = Vectors(table).most_similar(queries, 17)
+    np.testing.assert_array_equal(blocked.ids, whole.ids)
+    np.testing.assert_array_equal(blocked.scores, whole.scores)
+
+
+def test_token_and_id_queries_exclude_themselves_and_short_rows_are_padded():
+    v = Vectors(np.array([[1, 0], [1, 0.1], [0, 1]], np.float32), ["a", "b", "c"])
+    by_token = v.most_similar(["a", "c"], k=5)
+    assert by_token.ids.tolist() == [[1, 2, -1], [1, 0, -1]]
+    assert by_token.tokens == [["b", "c", None], ["b", "a", None]]
+    assert np.isneginf(by_token.scores[:, 2]).all()
+    np.testing.assert_array_equal(v.most_similar(0, k=5).ids, by_token.ids[:1])
+    assert v.most_similar(np.array([1, 0], np.float32), k=1).ids.tolist() == [[0]]  # a vector excludes nothing
+    assert v.most_similar("a", k=0).ids.shape == (1, 0)
+
+
+def test_against_searches_another_table_without_excluding():
+    words = Vectors(np.eye(3, dtype=np.float32), ["x", "y", "z"])
+    labels = Vectors(np.array([[0, 0, 1], [1, 0, 0]], np.float32), ["Z", "X"])
+    assert words.most_similar(["x", "z"], k=1, against=labels).tokens == [["X"], ["Z"]]
+
+
+def test_bad_queries_and_options_are_refused_with_their_value():
+    v = Vectors(np.eye(3, dtype=np.float32), ["x", "y", "z"])
+    with pytest.raises(InputFormatError, match="'nope'"):
+        v.most_similar(["x", "nope"])
+    with pytest.raises(InvalidArgumentError, match="-1"):
+        v.most_similar("x", k=-1)
+    with pytest.raises(InvalidArgumentError, match="'l2'"):
+        v.most_similar("x", metric="l2")
+    with pytest.raises(InvalidArgumentError, match="queries have 4 dimensions but the table searched has 3"):
+        v.most_similar(np.ones(4, np.float32))
+    with pytest.raises(InvalidArgumentError, match="0..2"):
+        v.most_similar([7])
+    with pytest.raises(InvalidArgumentError, match="'sub'"):
+        v.analogy("x", "y", "z", method="sub")
+
+
+def test_norms_are_computed_once_per_table():
+    v = Vectors(np.ones((4, 3), np.float32), list("abcd"))
+    v.most_similar("a")
+    norms = v._norms
+    v.most_similar("b")
+    assert v._norms is norms
+
+
+# --------------------------------------------------------------------------------------------------------------
+# gensim and faiss
+
+
+@pytest.fixture(scope="module")
+def euclidean():
+    path = os.path.join(DATA, "euclidean_vectors.bin")
+    return load_vectors(path), KeyedVectors.load_word2vec_format(path, binary=True)
+
+
+def kv_of(vectors):
+    kv = KeyedVectors(vectors.dim)
+    kv.add_vectors(vectors.tokens.to_pylist(), np.asarray(vectors.matrix))
+    return kv
+
+
+def gensim_ids(kv, results):
+    return [kv.key_to_index[word] for word, _ in results]
+
+
+def test_most_similar_ids_and_scores_equal_gensims_on_its_test_vectors(euclidean):
+    ours, kv = euclidean
+    words = kv.index_to_key[:200]
+    result = ours.most_similar(words, k=10)
+    for i, word in enumerate(words):
+        expected = kv.most_similar(word, topn=10)
+        assert result.ids[i].tolist() == gensim_ids(kv, expected)
+        np.testing.assert_allclose(result.scores[i], [s for _, s in expected], rtol=0, atol=2e-6)
+
+
+def test_most_similar_ids_equal_faiss_index_flat_ip():
+    faiss = pytest.importorskip("faiss")
+    rng = np.random.default_rng(3)
+    table = rng.standard_normal((5000, 64)).astype(np.float32)
+    queries = rng.standard_normal((300, 64)).astype(np.float32)
+    index = faiss.IndexFlatIP(64)
+    index.add(table / np.linalg.norm(table, axis=1, keepdims=True))
+    _, expected = index.search(queries / np.linalg.norm(queries, axis=1, keepdims=True), 10)
+    np.testing.assert_array_equal(Vectors(table).most_similar(queries, 10).ids, expected)
+
+
+@pytest.mark.parametrize("method", ["add", "mul"])
+def test_analogies_equal_gensims_most_similar_and_cosmul(euclidean, method):
+    ours, kv = euclidean
+    rng = np.random.default_rng(4)
+    triples = [kv.index_to_key[i] for i in rng.integers(0, len(kv), size=(100, 3)).ravel()]
+    a, b, c = triples[0::3], triples[1::3], triples[2::3]
+    result = ours.analogy(a, b, c, k=5, method=method)
+    for i in range(100):
+        if method == "add":
+            expected = kv.most_similar(positive=[b[i], c[i]], negative=[a[i]], topn=5)
+        else:
+            expected = kv.most_similar_cosmul(positive=[b[i], c[i]], negative=[a[i]], topn=5)
+        assert result.ids[i].tolist() == gensim_ids(kv, expected), (a[i], b[i], c[i])
+        np.testing.assert_allclose(result.scores[i], [s for _, s in expected], rtol=1e-5, atol=1e-6)
+
+
+def structured_vectors(seed=5):
+    """Vectors for the words of questions-words.txt in which most analogies hold (b - a = the section's offset,
+    plus noise), with lower- and upper-case variants and filler words, shuffled."""
+    rng = np.random.default_rng(seed)
+    vectors, offset = {}, None
+    with open(QUESTIONS) as f:
+        for line in f:
+            if line.startswith(":"):
+                offset = rng.standard_normal(40)
+                continue
+            a, b, c, d = line.split()
+            for x, y in ((a, b), (c, d)):
+                vectors.setdefault(x, rng.standard_normal(40))
+                vectors.setdefault(y, vectors[x] + offset + 0.3 * rng.standard_normal(40))
+    words = list(vectors)
+    for w in words[::7]:
+        vectors[w.lower() if w != w.lower() else w.upper()] = rng.standard_normal(40)  # a case variant
+    for i in range(300):
+        vectors[f"filler{i}"] = rng.standard_normal(40)
+    order = rng.permutation(len(vectors))
+    tokens = [list(vectors)[i] for i in order]
+    return Vectors(np.array([vectors[t] for t in tokens], np.float32), tokens)
+
+
+def section_counts(sections):
+    return [(s["section"], s["correct"], s["incorrect"]) for s in sections]
+
+
+@pytest.mark.parametrize("options", [{}, {"restrict_vocab": 400}, {"case_insensitive": False},
+                                     {"dummy4unknown": True, "restrict_vocab": 700}])
+def test_analogy_evaluation_equals_gensims(euclidean, options):
+    for ours in (euclidean[0], structured_vectors()):
+        kv = kv_of(ours)
+        accuracy, sections = kv.evaluate_word_analogies(QUESTIONS, **options)
+        result = ours.evaluate_analogies(QUESTIONS, **options)
+        assert result.accuracy == accuracy
+        assert section_counts(result.sections) == section_counts(sections)
+    assert len(sections[-1]["correct"]) > 100  # the structured vectors answer many: not a comparison of empty lists
+
+
+@pytest.mark.parametrize("name", ["wordsim353.tsv", "simlex999.txt"])
+@pytest.mark.parametrize("options", [{}, {"dummy4unknown": True}, {"restrict_vocab": 1000, "case_insensitive": False}])
+def test_pair_evaluation_equals_gensims_to_float_rounding(euclidean, name, options):
+    """gensim computes each cosine in float32 (scipy's snrm2, sdot), embedtool in float64: the correlations agree
+    to about 1e-8, the OOV ratio exactly."""
+    ours, kv = euclidean
+    pearson, spearman, oov = kv.evaluate_word_pairs(os.path.join(DATA, name), **options)
+    result = ours.evaluate_pairs(os.path.join(DATA, name), **options)
+    assert result.pearson == pytest.approx(pearson.statistic, rel=1e-6)
+    assert result.spearman == pytest.approx(spearman.statistic, rel=1e-6)
+    assert result.oov_ratio == oov
+
+
+def test_evaluation_files_with_errors_name_them(tmp_path):
+    v = Vectors(np.eye(3, dtype=np.float32), ["x", "y", "z"])
+    bad = tmp_path / "q.txt"
+    bad.write_text("x y z x\n")
+    with pytest.raises(InputFormatError, match=f"{bad}:1"):
+        v.evaluate_analogies(bad)
+    with pytest.raises(InputFormatError, match="no such file"):
+        v.evaluate_pairs(tmp_path / "missing.tsv")
+    with pytest.raises(InvalidArgumentError, match="no vocabulary"):
+        Vectors(np.eye(3, dtype=np.float32)).evaluate_pairs(bad)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The commands
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def store(tmp_path):
+    rng = np.random.default_rng(6)
+    v = Vectors(rng.standard_normal((300, 8)).astype(np.float32), [f"w{i}" for i in range(300)])
+    return v, save_vectors(v, tmp_path / "w.arrow")
+
+
+def test_similar_words_json_equals_the_api(store):
+    v, path = store
+    result = run("similar", path, "w1", "w7", "-k", "4", "--json")
+    assert result.exit_code == 0, result.output
+    expected = v.most_similar(["w1", "w7"], 4)
+    got = json.loads(result.stdout)
+    assert [q["query"] for q in got] == ["w1", "w7"]
+    assert [[n["id"] for n in q["neighbors"]] for q in got] == expected.ids.tolist()
+    assert [[n["token"] for n in q["neighbors"]] for q in got] == expected.tokens
+    table = run("similar", path, "w1", "-k", "2")
+    assert table.exit_code == 0 and expected.tokens[0][0] in table.stdout and expected.tokens[0][1] in table.stdout
+
+
+def test_similar_file_of_words_writes_neighbors_with_nulls_for_unknown_words(store, tmp_path):
+    v, path = store
+    (tmp_path / "q.txt").write_text("w3\nnope\nw9\n")
+    result = run("similar", path, tmp_path / "q.txt", "-o", tmp_path / "nn.arrow", "-k", "3")
+    assert result.exit_code == 0, result.output
+    assert "1 queries are null or not in the table" in result.stderr
+    table = feather.read_table(tmp_path / "nn.arrow")
+    assert table.schema.field("neighbors").type == pa.list_(
+        pa.struct([("id", pa.int64()), ("token", pa.string()), ("score", pa.float32())]))
+    rows = table.column("neighbors").to_pylist()
+    expected = v.most_similar(["w3", "w9"], 3)
+    assert rows[1] is None
+    assert [[n["id"] for n in r] for r in (rows[0], rows[2])] == expected.ids.tolist()
+    np.testing.assert_allclose([[n["score"] for n in r] for r in (rows[0], rows[2])], expected.scores, rtol=1e-6)
+
+
+def test_similar_parquet_vectors_against_another_table_keep_columns(store, tmp_path):
+    v, path = store
+    labels = Vectors(v.matrix[:40] * 2, [f"L{i}" for i in range(40)])
+    save_vectors(labels, tmp_path / "labels.parquet")
+    queries = np.asarray(v.matrix[[5, 50]])
+    pq.write_table(pa.table({"doc": ["a", "b"], "vec": pa.array(list(queries), pa.list_(pa.float32()))}),
+                   tmp_path / "q.parquet")
+    result = run("similar", path, tmp_path / "q.parquet", "--keep", "doc", "--against", tmp_path / "labels.parquet",
+                 "-o", tmp_path / "nn.parquet", "-k", "2", "-q")
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(tmp_path / "nn.parquet")
+    assert table.column_names == ["doc", "neighbors"] and table.column("doc").to_pylist() == ["a", "b"]
+    rows = table.column("neighbors").to_pylist()
+    assert [[n["token"] for n in r] for r in rows] == labels.most_similar(queries, 2).tokens
+    assert rows[0][0]["token"] == "L5"  # a vector query does not exclude its own row
+
+
+def test_similar_errors_are_one_line_and_leave_no_file(store, tmp_path):
+    _, path = store
+    bad = run("similar", path, "nope")
+    assert bad.exit_code == 1 and bad.stderr == "Error: token 'nope' is not in the vocabulary\n"
+    pq.write_table(pa.table({"a": ["w1"], "b": ["w2"]}), tmp_path / "q.parquet")
+    two = run("similar", path, tmp_path / "q.parquet", "-o", tmp_path / "nn.arrow")
+    assert two.exit_code == 1 and "say which column holds the queries with --column" in two.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.parquet", "w.arrow"]
+    clash = run("similar", path, tmp_path / "q.parquet", "-o", path)
+    assert clash.exit_code == 1 and "would overwrite an input" in clash.stderr
+
+
+def test_analogy_and_evaluate_commands_give_the_apis_numbers(euclidean, tmp_path):
+    ours, kv = euclidean
+    path = os.path.join(DATA, "euclidean_vectors.bin")
+    a, b, c = kv.index_to_key[20:23]
+    result = run("analogy", path, a, b, c, "-k", "3", "--method", "mul", "--json")
+    assert result.exit_code == 0, result.output
+    assert [n["id"] for n in json.loads(result.stdout)[0]["neighbors"]] == \
+        ours.analogy(a, b, c, 3, "mul").ids[0].tolist()
+    result = run("evaluate", path, "--analogies", QUESTIONS, "--pairs", os.path.join(DATA, "wordsim353.tsv"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    accuracy, _ = kv.evaluate_word_analogies(QUESTIONS)
+    assert report["analogies"][0]["accuracy"] == accuracy
+    assert report["pairs"][0]["spearman"] == ours.evaluate_pairs(os.path.join(DATA, "wordsim353.tsv")).spearman
+    assert run("evaluate", path).exit_code == 1
+
+
+@pytest.mark.parametrize("command", ["similar", "analogy", "evaluate"])
+def test_help_does_not_import_numba(command):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['embedtool', {command!r}, '--help']\n"
+        "from embedtool_cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('NUMBA' if 'numba' in sys.modules else 'CLEAN', file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().endswith("CLEAN") and "Usage" in proc.stdout
+
+
+def test_similar_to_stdout_writes_an_arrow_stream(store, tmp_path):
+    v, path = store
+    (tmp_path / "q.txt").write_text("w4\n")
+    result = runner.invoke(app, ["similar", str(path), str(tmp_path / "q.txt"), "-o", "-", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    table = pa.ipc.open_stream(result.stdout_bytes).read_all()
+    assert [n["id"] for n in table.column("neighbors")[0].as_py()] == v.most_similar("w4", 2).ids[0].tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.txt", "w.arrow"]

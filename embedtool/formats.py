@@ -24,9 +24,15 @@ SAFETENSORS_CODES = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", n
 
 
 def stored_metadata(schema: pa.Schema) -> dict:
-    """The embedtool keys of a schema's metadata (empty for files embedtool did not write)."""
+    """The embedtool keys of a schema's metadata: all of them, or none for a file embedtool did not write (or whose
+    keys are missing, not JSON or of the wrong type: it is then read as any Arrow file)."""
     meta = schema.metadata or {}
-    return {k: json.loads(meta[f"embedtool.{k}".encode()]) for k in META_KEYS if f"embedtool.{k}".encode() in meta}
+    try:
+        stored = {k: json.loads(meta[f"embedtool.{k}".encode()]) for k in META_KEYS}
+    except (KeyError, ValueError, RecursionError):
+        return {}
+    kinds = {"source": str, "source_format": str, "dtype": str, "rows": int, "dim": int}
+    return stored if all(isinstance(stored[k], kinds[k]) for k in META_KEYS) else {}
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
@@ -100,6 +106,22 @@ def from_table(table: pa.Table, path) -> tuple[np.ndarray, pa.Array | None]:
     return np.column_stack(columns).astype(dtype if dtype.kind == "f" else np.float32, copy=False), tokens
 
 
+def _reason(error: Exception) -> str:
+    """An exception's message on one line (Arrow's may span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _validated(table: pa.Table, path, what: str) -> pa.Table:
+    """``table`` after Arrow's full validation: offsets in range and non-decreasing, UTF-8 tokens, lengths that
+    match, so that no kernel reads outside a buffer of an untrusted file. Linear in the rows and token bytes, not
+    in the floats: 8 ms for a store of 400,000 rows x 300."""
+    try:
+        table.validate(full=True)
+    except pa.ArrowException as e:
+        raise InputFormatError(f"{path}: not a valid {what} file ({_reason(e)})") from None
+    return table
+
+
 def read_arrow(path) -> tuple[np.ndarray, pa.Array | None, dict]:
     """An Arrow IPC file (or stream), memory-mapped: a single record batch (a store) is read without copying."""
     try:
@@ -110,9 +132,9 @@ def read_arrow(path) -> tuple[np.ndarray, pa.Array | None, dict]:
             table = pa.Table.from_batches(batches) if batches else reader.read_all()
         except pa.ArrowInvalid:
             table = pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputFormatError(f"{path}: not a readable Arrow IPC file ({e})") from None
-    matrix, tokens = from_table(table, path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputFormatError(f"{path}: not a readable Arrow IPC file ({_reason(e)})") from None
+    matrix, tokens = from_table(_validated(table, path, "Arrow IPC"), path)
     return matrix, tokens, stored_metadata(table.schema)
 
 
@@ -121,9 +143,9 @@ def read_parquet(path) -> tuple[np.ndarray, pa.Array | None, dict]:
 
     try:
         table = pq.read_table(str(path), memory_map=True)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputFormatError(f"{path}: not a readable Parquet file ({e})") from None
-    matrix, tokens = from_table(table, path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputFormatError(f"{path}: not a readable Parquet file ({_reason(e)})") from None
+    matrix, tokens = from_table(_validated(table, path, "Parquet"), path)
     return matrix, tokens, stored_metadata(table.schema)
 
 

@@ -284,6 +284,7 @@ def embed_path(
     progress: bool | None = None,
     resume: bool = False,
     device: str = "auto",
+    weight_options: dict | None = None,
 ) -> Summary:
     """Embed (or pool, with ``mode``) every row of ``input`` and write ``output``; the engine of the CLI.
 
@@ -292,9 +293,10 @@ def embed_path(
     stdout). Every output file is written atomically; ``resume`` skips shards whose output already exists.
     ``device``: ``auto`` runs on the GPU when one is usable (the table is copied there once), ``cuda`` insists,
     ``cpu`` never touches CUDA. ``weights_column`` (with ``mode="sum"``) names the Arrow/Parquet column of
-    per-sample weights: a number per id, in lists as long as the ids' lists.
+    per-sample weights: a number per id, in lists as long as the ids' lists. ``weight_options`` are the keyword
+    arguments of ``load_vectors`` for a ``weights`` path (``format``, ``vocab``, ``tensor``, ``encoding``...).
     """
-    vectors = weights if isinstance(weights, Vectors) else load_vectors(weights)
+    vectors = weights if isinstance(weights, Vectors) else load_vectors(weights, **(weight_options or {}))
     weight = vectors.matrix
     options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column)
     options.check(weight)

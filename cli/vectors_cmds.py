@@ -41,8 +41,9 @@ def _notes(vectors) -> None:
 
 
 def convert(
-    src: Annotated[Path, typer.Argument(help="The table to read, in any format embedtool reads.")],
-    dst: Annotated[Path, typer.Argument(help="The file to write; its format from its suffix unless --to names it.")],
+    src: Annotated[Path, typer.Argument(readable=False, help="The table to read, in any format embedtool reads.")],
+    dst: Annotated[Path, typer.Argument(readable=False,
+                                        help="The file to write; its format from its suffix unless --to names it.")],
     from_: From = None,
     to: Annotated[Optional[Format], typer.Option("--to", help="The destination's format (default: its suffix).")] = None,
     dtype: Annotated[Optional[DType], typer.Option("--dtype", help="The values' type (default: the source's).")] = None,

@@ -37,7 +37,9 @@ class Errors(str, Enum):
     ignore = "ignore"
 
 
-WeightsArg = Annotated[Path, typer.Argument(help=(
+# readable=False: Typer's own check would answer an unreadable file with its usage box and exit 2; load_vectors
+# names it in one line, exit 1, as for any input.
+WeightsArg = Annotated[Path, typer.Argument(readable=False, help=(
     "Weight table: the .arrow/.feather store (opens instantly), .npy or .safetensors (memory-mapped; tokens from "
     "NAME.vocab.txt or vocab.txt beside it), .parquet, GloVe .txt, word2vec/fastText .vec, word2vec .bin; text "
     "may be .gz/.bz2/.xz. Text is parsed on every open: `embedtool convert` it once to .arrow."))]
@@ -51,7 +53,7 @@ Tensor = Annotated[
 ]
 Vocab = Annotated[
     Optional[Path],
-    typer.Option("--vocab", help="Tokens, one per line, for a table without them "
+    typer.Option("--vocab", readable=False, help="Tokens, one per line, for a table without them "
                  "(default: NAME.vocab.txt or vocab.txt beside it)."),
 ]
 DuplicatesOpt = Annotated[

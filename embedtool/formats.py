@@ -163,11 +163,12 @@ def npy_header(path) -> tuple[tuple[int, int], np.dtype, bool, int]:
             raise InputFormatError(f"{path}: not a readable .npy file ({reason})") from None
         start = f.tell()
     if len(shape) != 2:
-        raise InputFormatError(f"{path}: holds a {len(shape)}-D array of shape {shape}, expected [rows, dim]")
+        raise InputFormatError(f"{path}: weight must be 2-D [num_embeddings, embedding_dim], got {len(shape)}-D "
+                               f"with shape {shape}")
     if any(not isinstance(n, int) or n < 0 for n in shape):
         raise InputFormatError(f"{path}: bad shape {shape} in the .npy header")
     if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
-        raise InputFormatError(f"{path}: holds {dtype}, expected float16, float32 or float64")
+        raise InputFormatError(f"{path}: weight dtype must be float16, float32 or float64, got {dtype}")
     if start + shape[0] * shape[1] * dtype.itemsize > size:
         raise InputFormatError(f"{path}: {shape[0]:,} x {shape[1]:,} {dtype} does not fit the file (truncated?)")
     return (shape[0], shape[1]), dtype, fortran, start

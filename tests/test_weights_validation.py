@@ -19,6 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from embedtool import embedding, embedding_bag
+from embedtool.errors import InputFormatError
 from embedtool.vectors import Vectors, load_vectors, save_vectors
 from embedtool_cli.app import app
 
@@ -356,3 +357,14 @@ def test_fasttext_bin_model_says_what_it_is(tmp_path):
     path = tmp_path / "cc.en.300.bin"
     path.write_bytes((793712314).to_bytes(4, "little") + (12).to_bytes(4, "little") + bytes(64))
     one_line_error(run("info", path), "a fastText .bin model, not supported yet")
+
+
+def test_dask_workers_load_the_weights_with_the_weight_options(tmp_path):
+    pytest.importorskip("distributed")
+    from embedtool.distributed import _worker_vectors
+
+    (tmp_path / "g.dat").write_text("a 1 2\nbad row x\nb 3 4\n")
+    vectors = _worker_vectors(str(tmp_path / "g.dat"), {"format": "glove", "on_bad_row": "skip"})
+    assert vectors.tokens.to_pylist() == ["a", "b"] and vectors.metadata["skipped_rows"] == 1
+    with pytest.raises(InputFormatError, match="g.dat:2"):  # other options: loaded again, not the cached table
+        _worker_vectors(str(tmp_path / "g.dat"), {"format": "glove"})

@@ -159,8 +159,7 @@ def npy_header(path) -> tuple[tuple[int, int], np.dtype, bool, int]:
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read(f)
         except (ValueError, EOFError, SyntaxError, TypeError) as e:
-            reason = str(e).splitlines()[0] if str(e) else "empty file"
-            raise InputFormatError(f"{path}: not a readable .npy file ({reason})") from None
+            raise InputFormatError(f"{path}: not a readable .npy file ({_reason(e)})") from None
         start = f.tell()
     if len(shape) != 2:
         raise InputFormatError(f"{path}: weight must be 2-D [num_embeddings, embedding_dim], got {len(shape)}-D "

@@ -198,10 +198,11 @@ def test_truncated_npy_is_one_line(tmp_path):
     one_line_error(run("lookup", tmp_path / "w.npy", "0"), "does not fit the file")
 
 
+META_KEYS = ("embedtool.source", "embedtool.source_format", "embedtool.dtype", "embedtool.rows", "embedtool.dim")
+
+
 @pytest.mark.parametrize("metadata", [{"embedtool.source": '"x.txt"'},  # no source_format
-                                      {k: b"{not json" for k in ("embedtool.source", "embedtool.source_format",
-                                                                 "embedtool.dtype", "embedtool.rows", "embedtool.dim")}],
-                         ids=["missing-keys", "not-json"])
+                                      {k: b"{not json" for k in META_KEYS}], ids=["missing-keys", "not-json"])
 def test_store_with_partial_or_bad_metadata_reads_as_a_plain_arrow_file(tmp_path, metadata):
     table = pa.table({"token": TOKENS, "vector": pa.FixedSizeListArray.from_arrays(pa.array(WEIGHT.reshape(-1)), 4)})
     with pa.ipc.new_file(str(tmp_path / "w.arrow"), table.schema.with_metadata(metadata)) as writer:

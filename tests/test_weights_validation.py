@@ -151,21 +151,23 @@ def test_store_with_bad_token_offsets_fails_cleanly_in_a_process(tmp_path, offse
     assert not (tmp_path / "out.arrow").exists()
 
 
-def test_byte_flips_in_a_store_never_crash(tmp_path):
-    path = tmp_path / "w.arrow"
+@pytest.mark.parametrize("suffix", [".arrow", ".parquet", ".npy", ".safetensors"])
+def test_byte_flips_and_truncations_in_weights_never_crash(tmp_path, suffix):
+    path = tmp_path / f"w{suffix}"
     save_vectors(Vectors(np.random.default_rng(0).standard_normal((300, 8), np.float32),
                          [f"w{i}" for i in range(300)]), path)
     good = path.read_bytes()
     rng = random.Random(19)
-    for k in range(12):
+    for k in range(5):
         mutated = bytearray(good)
+        if k == 4:
+            del mutated[rng.randrange(1, len(mutated)):]
         for _ in range(rng.randint(1, 4)):
             mutated[rng.randrange(len(mutated))] = rng.randrange(256)
-        target = tmp_path / f"f{k}.arrow"
-        target.write_bytes(mutated)
-        result = subprocess_run("lookup", target, "w1", "w299")
+        path.write_bytes(mutated)
+        result = subprocess_run("lookup", path, "w1", "w299")
         assert result.returncode in (0, 1), (k, result.returncode, result.stderr)
-        assert "Traceback" not in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and result.stderr.count("\n") <= 1, result.stderr
 
 
 # --- case 15: .npy headers and store metadata ----------------------------------------------------------------------

@@ -175,7 +175,7 @@ def npy_header(path) -> tuple[tuple[int, int], np.dtype, bool, int]:
 
 def read_npy(path) -> tuple[np.ndarray, None, dict]:
     """A ``.npy`` matrix, memory-mapped. A big-endian (non-native) one is converted to native order, in memory:
-    the kernels and the Arrow writers read native values (docs/semantics.md)."""
+    the kernels and the Arrow writers read native values, and a byte-swapped table must never be misread."""
     shape, dtype, fortran, start = npy_header(path)
     order = "F" if fortran else "C"
     if shape[0] * shape[1] == 0:

@@ -175,7 +175,7 @@ def _scale(weight, rows, count, max_norm, p, scale):
                     acc += x * x
                 elif p == 1.0:
                     acc += x
-                elif p == math.inf:  # a NaN makes the norm NaN, as in torch (max and min would skip it)
+                elif p == math.inf:  # a NaN makes the norm NaN (docs/semantics.md §1); max and min skip it
                     acc = x if x > acc or x != x else acc
                 elif p == -math.inf:
                     acc = x if x < acc or x != x else acc

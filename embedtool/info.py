@@ -32,8 +32,8 @@ def _row_stats(rows, norms, zero, nonfinite):
 
 
 def describe(vectors) -> dict:
-    """Format, shape, dtype, bytes and whether it has a vocabulary: what loading found, no row read (docs/semantics.md:
-    ``info`` answers at once, whatever the table's size)."""
+    """Format, shape, dtype, bytes and whether it has a vocabulary: what loading found, no row read, so that
+    ``info`` answers at once whatever the table's size."""
     matrix = vectors.matrix
     return {
         "format": vectors.metadata.get("source_format"),

@@ -208,7 +208,7 @@ def _norm(row, p):
         for j in range(dim):
             acc += abs(np.float64(row[j]))
         return acc
-    if p == math.inf:  # a NaN makes the norm NaN, as in torch (max and min would skip it)
+    if p == math.inf:  # a NaN makes the norm NaN, as in torch (max and min would skip it): docs/semantics.md §1
         acc = 0.0
         for j in range(dim):
             x = abs(np.float64(row[j]))

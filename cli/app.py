@@ -14,6 +14,9 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
+from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, From, OnBadRow,
+                      OnBadRowOpt, Tensor, Vocab, WeightsArg, load_options)
+
 
 class _Group(TyperGroup):
     """Maps the library's errors to ``Error: <message>`` and exit 1, without a traceback."""
@@ -60,10 +63,6 @@ def _root(
     """Embedding lookups from the shell: token ids or words in, vectors out as Arrow."""
 
 
-WeightsArg = Annotated[Path, typer.Argument(help=(
-    "Weight table: the .arrow/.feather store (opens instantly), .npy or .safetensors (memory-mapped; tokens from "
-    "NAME.vocab.txt or vocab.txt beside it), .parquet, GloVe .txt, word2vec/fastText .vec, word2vec .bin; text "
-    "may be .gz/.bz2/.xz. Text is parsed on every open: `embedtool convert` it once to .arrow."))]
 InputArg = Annotated[
     str,
     typer.Argument(
@@ -134,18 +133,19 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and 
 Progress = Annotated[bool, typer.Option("--progress", help="Show the progress bar even when stderr is not a terminal.")]
 
 
-def _run(weights, input, output, quiet, progress, scheduler, **options) -> None:
+def _run(weights, input, output, quiet, progress, scheduler, weight_options: dict, **options) -> None:
     """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: the summary, notes and OOV counts
     (unless --quiet)."""
     show = False if quiet else (True if progress else None)
     if scheduler is None:
         from embedtool.pipeline import embed_path
 
-        summary = embed_path(weights, input, output, progress=show, **options)
+        summary = embed_path(weights, input, output, progress=show, weight_options=weight_options, **options)
     else:
         from embedtool.distributed import embed_on_scheduler
 
-        summary = embed_on_scheduler(scheduler, weights, input, output, progress=show, **options)
+        summary = embed_on_scheduler(scheduler, weights, input, output, progress=show,
+                                     weight_options=weight_options, **options)
     for note in summary.notes:
         typer.echo(f"Note: {note}", err=True)
     if summary.oov:
@@ -179,6 +179,14 @@ def embed(
     resume: Resume = False,
     quiet: Quiet = False,
     progress: Progress = False,
+    from_: From = None,
+    tensor: Tensor = None,
+    vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
 ):
     """Embed every sequence of an input: one output row per input row, column "embedding".
 
@@ -202,11 +210,12 @@ def embed(
 
         cat ids.txt | embedtool embed weights.npy - -o - | next-step              # stdin to stdout
     """
-    _run(weights, input, output, quiet, progress, scheduler, padding_idx=padding_idx, max_norm=max_norm,
-         norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
-         seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
-         output_dtype=output_dtype, vector_type=vector_type, batch_rows=batch_rows, threads=threads, device=device,
-         resume=resume)
+    _run(weights, input, output, quiet, progress, scheduler,
+         load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
+         padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
+         keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov, unk_token=unk_token,
+         lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, vector_type=vector_type,
+         batch_rows=batch_rows, threads=threads, device=device, resume=resume)
 
 
 @app.command()
@@ -238,6 +247,14 @@ def bag(
     resume: Resume = False,
     quiet: Quiet = False,
     progress: Progress = False,
+    from_: From = None,
+    tensor: Tensor = None,
+    vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
 ):
     """Pool each sequence into one vector (embedding_bag): one output row per input row, fixed_size_list<float>[D].
 
@@ -251,11 +268,12 @@ def bag(
 
         embedtool bag glove.arrow docs.parquet -o tfidf.arrow --mode sum --column tokens --weights-column tfidf
     """
-    _run(weights, input, output, quiet, progress, scheduler, mode=mode, weights_column=weights_column,
-         padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
-         keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov, unk_token=unk_token,
-         lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, vector_type=vector_type,
-         batch_rows=batch_rows, threads=threads, device=device, resume=resume)
+    _run(weights, input, output, quiet, progress, scheduler,
+         load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
+         mode=mode, weights_column=weights_column, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+         input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov,
+         unk_token=unk_token, lowercase_fallback=lowercase_fallback, output_dtype=output_dtype,
+         vector_type=vector_type, batch_rows=batch_rows, threads=threads, device=device, resume=resume)
 
 
 def _print_summary(summary) -> None:
@@ -276,28 +294,46 @@ def _print_summary(summary) -> None:
 def info(
     weights: WeightsArg,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Also read every row: all-zero rows, rows with NaN or inf, "
+                                        "row norms (a progress bar on a terminal).")] = False,
+    from_: From = None,
+    tensor: Tensor = None,
+    vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
 ):
-    """Describe a weight table: shape, dtype, bytes, all-zero rows, rows with NaN or inf, row norms.
+    """Describe a weight table from its header, at once: format, rows, dim, dtype, bytes, vocabulary; with --stats,
+    also all-zero rows, rows with NaN or inf and row norms, from a pass over every row.
 
     Example:
 
-        embedtool info weights.npy --json
+        embedtool info weights.npy --json --stats
     """
-    from embedtool.info import table_info
+    from embedtool.info import describe, table_stats
     from embedtool.vectors import load_vectors
 
-    stats = {"path": str(weights), **table_info(load_vectors(weights).matrix)}
+    vectors = load_vectors(weights, **load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding,
+                                                   allow_nonfinite))
+    found = {"path": str(weights), **describe(vectors)}
+    if stats:
+        found.update(table_stats(vectors.matrix))
     if json_:
         import json
 
-        typer.echo(json.dumps(stats))
+        typer.echo(json.dumps(found))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_header=False, box=None, padding=(0, 1))
-    for key, value in stats.items():
-        table.add_row(key, f"{value:,.6g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value))
+    for key, value in found.items():
+        text = (f"{value:,.6g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool)
+                else f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(key, escape(text))
     Console().print(table)
 
 

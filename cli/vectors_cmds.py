@@ -1,6 +1,7 @@
 """The weight-table commands ``convert`` and ``lookup`` (``app.py`` registers them).
 
-The reading options are defined once here and shared by both. Heavy modules are imported inside the command bodies.
+The weight-reading options come from ``weights.py``, shared with the other commands. Heavy modules are imported
+inside the command bodies.
 """
 
 from __future__ import annotations
@@ -11,15 +12,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-
-class Format(str, Enum):
-    arrow = "arrow"
-    parquet = "parquet"
-    npy = "npy"
-    safetensors = "safetensors"
-    glove = "glove"
-    word2vec = "word2vec"
-    word2vec_binary = "word2vec-binary"
+from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, Format, From,
+                      OnBadRow, OnBadRowOpt, Tensor, Vocab, WeightsArg, load_options)
 
 
 class DType(str, Enum):
@@ -28,56 +22,14 @@ class DType(str, Enum):
     float64 = "float64"
 
 
-class Duplicates(str, Enum):
-    first = "first"
-    last = "last"
-    error = "error"
-
-
-class OnBadRow(str, Enum):
-    error = "error"
-    skip = "skip"
-
-
-class Errors(str, Enum):
-    strict = "strict"
-    replace = "replace"
-    ignore = "ignore"
-
-
-From = Annotated[
-    Optional[Format], typer.Option("--from", help="The source's format (default: from its first bytes and suffix).")
-]
-Tensor = Annotated[
-    Optional[str],
-    typer.Option("--tensor", help="The safetensors tensor to read (default: the only 2-D one); also the name written."),
-]
-Vocab = Annotated[
-    Optional[Path],
-    typer.Option("--vocab", help="Tokens, one per line, for a table without them "
-                 "(default: NAME.vocab.txt or vocab.txt beside it)."),
-]
-DuplicatesOpt = Annotated[
-    Duplicates, typer.Option("--duplicates", help="A repeated token keeps its first or its last row, or is an error.")
-]
-OnBadRowOpt = Annotated[
-    OnBadRow, typer.Option("--on-bad-row", help="Text rows that break the rules: stop at the first, or skip them.")
-]
-ErrorsOpt = Annotated[
-    Errors, typer.Option("--errors", help="Tokens that do not decode: stop, or replace or drop the bad bytes.")
-]
-Encoding = Annotated[str, typer.Option("--encoding", help="The tokens' encoding (ASCII-compatible).")]
-AllowNonfinite = Annotated[bool, typer.Option("--allow-nonfinite", help="Accept NaN and inf values in text.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 
 
 def _load(path, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite, **options):
     from embedtool.vectors import load_vectors
 
-    return load_vectors(
-        path, format=from_.value if from_ else None, tensor=tensor, vocab=vocab, duplicates=duplicates.value,
-        on_bad_row=on_bad_row.value, errors=errors.value, encoding=encoding, allow_nonfinite=allow_nonfinite, **options,
-    )
+    return load_vectors(path, **load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding,
+                                             allow_nonfinite), **options)
 
 
 def _notes(vectors) -> None:
@@ -89,8 +41,9 @@ def _notes(vectors) -> None:
 
 
 def convert(
-    src: Annotated[Path, typer.Argument(help="The table to read, in any format embedtool reads.")],
-    dst: Annotated[Path, typer.Argument(help="The file to write; its format from its suffix unless --to names it.")],
+    src: Annotated[Path, typer.Argument(readable=False, help="The table to read, in any format embedtool reads.")],
+    dst: Annotated[Path, typer.Argument(readable=False,
+                                        help="The file to write; its format from its suffix unless --to names it.")],
     from_: From = None,
     to: Annotated[Optional[Format], typer.Option("--to", help="The destination's format (default: its suffix).")] = None,
     dtype: Annotated[Optional[DType], typer.Option("--dtype", help="The values' type (default: the source's).")] = None,
@@ -132,7 +85,7 @@ def convert(
 
 
 def lookup(
-    weights: Annotated[Path, typer.Argument(help="The weight table, in any format embedtool reads.")],
+    weights: WeightsArg,
     tokens: Annotated[List[str], typer.Argument(help="Tokens to look up (row ids, for a table without tokens).")],
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON list (unknown tokens with id null).")] = False,
     from_: From = None,

@@ -35,7 +35,7 @@ from . import core
 from .codegen import (HAS_F16C, prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill,
                       vector_max, wide_vectors)
 from .errors import InvalidArgumentError
-from .lookup import index_min_max, renormed_rows, round_to_half
+from .lookup import distinct_rows, index_min_max, renormed_rows, round_to_half
 
 _SUM, _MEAN, _MAX = range(3)
 _INT64, _FLOAT32, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float32), np.dtype(np.float64)
@@ -469,10 +469,13 @@ def embedding_bag(
     # Native integers are range-checked by the kernels as they read them; max_norm reads rows first.
     if max_norm is not None or idx.dtype.kind not in "iu" or not idx.dtype.isnative:
         idx = core.as_indices(idx, num_embeddings, index_min_max, where)
+    flat = idx.reshape(-1).astype(np.int64, copy=False)
+    if max_norm is not None:
+        flat, weight, pad = distinct_rows(flat, weight, pad)
     if not weight.dtype.isnative:
         weight = weight.astype(weight.dtype.newbyteorder("="))
-    return _pool(idx, idx.reshape(-1).astype(np.int64, copy=False), offs.astype(np.int64, copy=False), offsets,
-                 include_last_offset, weight, mode, pad, psw, max_norm, norm_type, out, where)
+    return _pool(idx, flat, offs.astype(np.int64, copy=False), offsets, include_last_offset, weight, mode, pad, psw,
+                 max_norm, norm_type, out, where)
 
 
 def _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_norm, device) -> bool:

@@ -98,6 +98,9 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
         weights = client.scatter(weights, broadcast=True)
     else:
         weights = os.path.abspath(weights)
+        loading = options.get("weight_options") or {}
+        if loading.get("vocab") is not None:  # the workers may run elsewhere
+            options["weight_options"] = {**loading, "vocab": os.path.abspath(loading["vocab"])}
     futures = client.map(_embed_shard, [str(s) for s in todo.values()], [str(t) for t in todo], weights=weights,
                          threads=threads, options=options, retries=retries, pure=False)
     finished = {}
@@ -118,18 +121,20 @@ def _embed_shard(shard: str, target: str, *, weights, threads: int, options: dic
     """One task: embed ``shard`` into ``target`` with the single-process pipeline. An input error is returned, not
     raised: it would fail the same way on every retry."""
     try:
-        vectors = weights if isinstance(weights, Vectors) else _worker_vectors(weights)
+        loading = options.get("weight_options") or {}
+        vectors = weights if isinstance(weights, Vectors) else _worker_vectors(weights, loading)
         return embed_path(vectors, shard, target, threads=threads, progress=False, **options)
     except EmbedtoolError as e:
         return e
 
 
-def _worker_vectors(path: str) -> Vectors:
-    """The weights at ``path``, loaded (memory-mapped) once per worker process, and again only if the file changes."""
+def _worker_vectors(path: str, loading: dict) -> Vectors:
+    """The weights at ``path`` read with the ``load_vectors`` options ``loading``, loaded (memory-mapped) once per
+    worker process, and again only if the file or the options change."""
     stat = os.stat(path) if os.path.exists(path) else None  # a missing file: load_vectors names it
-    stamp = stat and (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    stamp = (stat and (stat.st_ino, stat.st_size, stat.st_mtime_ns), sorted(loading.items()))
     if path not in _LOADED or _LOADED[path][0] != stamp:
-        _LOADED[path] = (stamp, load_vectors(path))
+        _LOADED[path] = (stamp, load_vectors(path, **loading))
     return _LOADED[path][1]
 
 

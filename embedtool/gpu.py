@@ -175,10 +175,10 @@ def _scale(weight, rows, count, max_norm, p, scale):
                     acc += x * x
                 elif p == 1.0:
                     acc += x
-                elif p == math.inf:
-                    acc = max(acc, x)
+                elif p == math.inf:  # a NaN makes the norm NaN (docs/semantics.md §1); max and min skip it
+                    acc = x if x > acc or x != x else acc
                 elif p == -math.inf:
-                    acc = min(acc, x)
+                    acc = x if x < acc or x != x else acc
                 else:
                     acc += x**p
         shared[mine + lane] = acc
@@ -189,9 +189,9 @@ def _scale(weight, rows, count, max_norm, p, scale):
                 a = shared[mine + lane]
                 b = shared[mine + lane + width]
                 if p == math.inf:
-                    shared[mine + lane] = max(a, b)
+                    shared[mine + lane] = b if b > a or b != b else a
                 elif p == -math.inf:
-                    shared[mine + lane] = min(a, b)
+                    shared[mine + lane] = b if b < a or b != b else a
                 else:
                     shared[mine + lane] = a + b
             cuda.syncthreads()

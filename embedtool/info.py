@@ -1,9 +1,12 @@
-"""``table_info``: what a weight table holds (shape, dtype, zero rows, non-finite rows, row norms)."""
+"""What a weight table holds: ``describe`` (from the header, reading no row) and ``table_stats`` (zero rows,
+non-finite rows, row norms: a pass over the whole table, with a progress bar)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from .progress import progress_bar
 
 _CHUNK_ROWS = 1 << 16
 
@@ -28,34 +31,47 @@ def _row_stats(rows, norms, zero, nonfinite):
         nonfinite[k] = bad
 
 
-def table_info(matrix: np.ndarray) -> dict:
-    """Statistics of a ``[N, D]`` table, read in chunks of rows so a memory-mapped table is never loaded whole.
+def describe(vectors) -> dict:
+    """Format, shape, dtype, bytes and whether it has a vocabulary: what loading found, no row read, so that
+    ``info`` answers at once whatever the table's size."""
+    matrix = vectors.matrix
+    return {
+        "format": vectors.metadata.get("source_format"),
+        "rows": matrix.shape[0],
+        "dim": matrix.shape[1],
+        "dtype": str(matrix.dtype),
+        "bytes": int(matrix.nbytes),
+        "vocab": vectors.has_vocab,
+    }
+
+
+def table_stats(matrix: np.ndarray, progress: bool | None = None) -> dict:
+    """Statistics of a ``[N, D]`` table, read in chunks of rows so a memory-mapped table is never loaded whole;
+    a progress bar by rows on stderr (``progress=None``: when it is a terminal).
 
     Norms are L2; their min/mean/max skip rows with NaN or inf.
     """
-    num_rows, dim = matrix.shape
+    num_rows = matrix.shape[0]
     zero_rows = nonfinite_rows = 0
     norm_min, norm_max, norm_sum, finite_rows = np.inf, -np.inf, 0.0, 0
-    for start in range(0, num_rows, _CHUNK_ROWS):
-        chunk = np.asarray(matrix[start : start + _CHUNK_ROWS])
-        if chunk.dtype not in (np.float32, np.float64) or not chunk.dtype.isnative:
-            chunk = chunk.astype(np.float32 if chunk.dtype.itemsize <= 4 else np.float64)
-        n = chunk.shape[0]
-        norms, zero, bad = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
-        _row_stats(chunk, norms, zero, bad)
-        zero_rows += int(zero.sum())
-        nonfinite_rows += int(bad.sum())
-        good = norms[~bad]
-        if good.size:
-            norm_min = min(norm_min, float(good.min()))
-            norm_max = max(norm_max, float(good.max()))
-            norm_sum += float(good.sum())
-            finite_rows += good.size
+    with progress_bar("reading", num_rows, "rows", progress) as bar:
+        for start in range(0, num_rows, _CHUNK_ROWS):
+            chunk = np.asarray(matrix[start : start + _CHUNK_ROWS])
+            if chunk.dtype not in (np.float32, np.float64) or not chunk.dtype.isnative:
+                chunk = chunk.astype(np.float32 if chunk.dtype.itemsize <= 4 else np.float64)
+            n = chunk.shape[0]
+            norms, zero, bad = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
+            _row_stats(chunk, norms, zero, bad)
+            zero_rows += int(zero.sum())
+            nonfinite_rows += int(bad.sum())
+            good = norms[~bad]
+            if good.size:
+                norm_min = min(norm_min, float(good.min()))
+                norm_max = max(norm_max, float(good.max()))
+                norm_sum += float(good.sum())
+                finite_rows += good.size
+            bar.advance(n)
     return {
-        "rows": num_rows,
-        "dim": dim,
-        "dtype": str(matrix.dtype),
-        "bytes": int(matrix.nbytes),
         "zero_rows": zero_rows,
         "nonfinite_rows": nonfinite_rows,
         "norm_min": norm_min if finite_rows else None,

@@ -208,15 +208,19 @@ def _norm(row, p):
         for j in range(dim):
             acc += abs(np.float64(row[j]))
         return acc
-    if p == math.inf:
+    if p == math.inf:  # a NaN makes the norm NaN, as in torch (max and min would skip it): docs/semantics.md §1
         acc = 0.0
         for j in range(dim):
-            acc = max(acc, abs(np.float64(row[j])))
+            x = abs(np.float64(row[j]))
+            if x > acc or x != x:
+                acc = x
         return acc
     if p == -math.inf:
         acc = math.inf
         for j in range(dim):
-            acc = min(acc, abs(np.float64(row[j])))
+            x = abs(np.float64(row[j]))
+            if x < acc or x != x:
+                acc = x
         return acc
     acc = 0.0
     for j in range(dim):
@@ -233,6 +237,10 @@ def _row_norms(matrix, rows, p):
         norms[k] = _norm(matrix[rows[k]], p)
     return norms
 
+
+#: max_norm's state per table row (bytes, at most: a uint8 mark and an int32 slot, or a float64 scale) and the most
+#: of it ``distinct_rows`` allows beside the output's size before it re-indexes onto the rows looked up.
+_STATE_BYTES, _MAX_STATE = 8, 64 << 20
 
 #: Elements per task of ``_round_to_half``.
 _HALF_BLOCK = 1 << 16
@@ -325,6 +333,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
     if idx.size == 0 or dim == 0:
         return result
     flat = idx.reshape(-1)
+    if max_norm is not None:
+        flat, weight, pad = distinct_rows(flat, weight, pad)
     bits = core.BITS_DTYPE[weight.dtype.itemsize]
     out2d = result.reshape(flat.shape[0], dim).view(bits)
     if max_norm is None and _streams(out2d, weight):
@@ -332,7 +342,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
     elif max_norm is None:
         _gather(flat, weight.view(bits), pad, out2d)
     elif weight.dtype in (np.float32, np.float64):
-        scale = np.full(num_embeddings, np.nan, weight.dtype)
+        scale = np.full(weight.shape[0], np.nan, weight.dtype)
         ahead = _AHEAD if weight.nbytes >= _PREFETCH_TABLE else 0
         misalign = out2d.ctypes.data % 64 if _streams(out2d, weight) else -1
         _gather_max_norm(flat, weight, pad, max_norm, norm_type, scale, ahead, misalign,
@@ -350,6 +360,19 @@ def _streams(out2d: np.ndarray, weight: np.ndarray) -> bool:
     buffers: a 2.4 GB table, read at random, came out at 0.9x)."""
     return (out2d.nbytes >= _STREAM_OUTPUT and out2d.shape[1] * out2d.itemsize >= _STREAM_ROW
             and out2d.flags.aligned and weight.nbytes <= _STREAM_TABLE)
+
+
+def distinct_rows(flat: np.ndarray, weight: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(flat, weight, pad)`` for max_norm, whose state is per table row (a scale, or a mark and a slot): as given
+    while that state is small, else re-indexed onto a table of the distinct looked-up rows (copied), so that 3 ids
+    from a 2**30-row table cost three rows, not gigabytes. The scaled rows, hence the output, are the same."""
+    if weight.shape[0] * _STATE_BYTES <= max(_MAX_STATE, flat.shape[0] * weight.shape[1] * weight.itemsize):
+        return flat, weight, pad
+    rows, local = np.unique(flat, return_inverse=True)
+    at = int(np.searchsorted(rows, pad))
+    return local.astype(np.int64, copy=False), np.ascontiguousarray(weight[rows]), (
+        at if pad >= 0 and at < rows.shape[0] and rows[at] == pad else -1
+    )
 
 
 def _looked_up_rows(flat, num_embeddings: int, pad: int) -> np.ndarray:

@@ -288,6 +288,7 @@ def embed_path(
     progress: bool | None = None,
     resume: bool = False,
     device: str = "auto",
+    weight_options: dict | None = None,
 ) -> Summary:
     """Embed (or pool, with ``mode``) every row of ``input`` and write ``output``; the engine of the CLI.
 
@@ -298,9 +299,10 @@ def embed_path(
     ``cpu`` never touches CUDA. ``weights_column`` (with ``mode="sum"``) names the Arrow/Parquet column of
     per-sample weights: a number per id, in lists as long as the ids' lists. ``vector_type``: ``fixed`` writes
     ``fixed_size_list`` vectors (``fixed_shape_tensor`` rows), ``list`` plain (nested) lists, for readers such as
-    Spark that take no fixed-size types.
+    Spark that take no fixed-size types. ``weight_options`` are the keyword arguments of ``load_vectors`` for a
+    ``weights`` path (``format``, ``vocab``, ``tensor``, ``encoding``...).
     """
-    vectors = weights if isinstance(weights, Vectors) else load_vectors(weights)
+    vectors = weights if isinstance(weights, Vectors) else load_vectors(weights, **(weight_options or {}))
     weight = vectors.matrix
     options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column, vector_type)
     options.check(weight)

@@ -39,6 +39,7 @@ SUFFIXES = {
 }
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the int32 that starts a fastText .bin model
 _FORMAT_MAGIC = ((b"\x93NUMPY", "npy"), (b"PAR1", "parquet"), (b"ARROW1", "arrow"), (b"\xff\xff\xff\xff", "arrow"))
 
 
@@ -166,6 +167,9 @@ def detect_format(path, format: str | None = None) -> tuple[str, str | None]:
     path = Path(path)
     with open(path, "rb") as f:
         head = f.read(4096)
+    if head.startswith(_FASTTEXT_MAGIC):
+        raise InputFormatError(f"{path}: a fastText .bin model, not supported yet: read its .vec file (or write one "
+                               "with fastText's print-word-vectors)")
     compression = next((c for magic, c in _COMPRESSION_MAGIC if head.startswith(magic)), None)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in COMPRESSIONS:

@@ -85,7 +85,7 @@ def test_info_json(files):
     weight[4] = 0
     weight[7, 2] = np.nan
     np.save(tmp_path / "w.npy", weight)
-    result = runner.invoke(app, ["info", str(tmp_path / "w.npy"), "--json"])
+    result = runner.invoke(app, ["info", str(tmp_path / "w.npy"), "--json", "--stats"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
     finite = np.delete(weight, 7, axis=0)

@@ -151,6 +151,16 @@ def test_max_norm_edge_cases():
     np.testing.assert_array_equal(half, [[0, 0]])  # a float16 norm that overflows zeroes the row, as torch
 
 
+@pytest.mark.parametrize("norm_type", [math.inf, 2.0])
+def test_max_norm_leaves_a_row_with_nan_unchanged(norm_type):
+    weight = np.array([[np.nan, 5, 0], [3, 4, 0]], np.float32)  # row 0's norm is NaN: not > max_norm, as in torch
+    expected = naive.embedding(np.array([0, 1]), weight, None, 1.0, norm_type)
+    np.testing.assert_array_equal(expected[0], weight[0])
+    np.testing.assert_array_equal(gpu.embedding_cuda([0, 1], weight, max_norm=1.0, norm_type=norm_type), expected)
+    pooled = gpu.embedding_bag_cuda([[0], [1]], weight, mode="sum", max_norm=1.0, norm_type=norm_type)
+    np.testing.assert_array_equal(pooled, expected)
+
+
 def test_integral_floats_and_out():
     weight = table()
     out = np.empty((2, 5), np.float32)

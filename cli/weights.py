@@ -1,0 +1,75 @@
+"""The weight-reading options, defined once: every command that reads a weight table (``embed``, ``bag``, ``info``,
+``lookup``, ``convert``) takes the same ones and passes them to ``load_vectors`` through ``load_options``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+class Format(str, Enum):
+    arrow = "arrow"
+    parquet = "parquet"
+    npy = "npy"
+    safetensors = "safetensors"
+    glove = "glove"
+    word2vec = "word2vec"
+    word2vec_binary = "word2vec-binary"
+
+
+class Duplicates(str, Enum):
+    first = "first"
+    last = "last"
+    error = "error"
+
+
+class OnBadRow(str, Enum):
+    error = "error"
+    skip = "skip"
+
+
+class Errors(str, Enum):
+    strict = "strict"
+    replace = "replace"
+    ignore = "ignore"
+
+
+# readable=False: Typer's own check would answer an unreadable file with its usage box and exit 2; load_vectors
+# names it in one line, exit 1, as for any input.
+WeightsArg = Annotated[Path, typer.Argument(readable=False, help=(
+    "Weight table: the .arrow/.feather store (opens instantly), .npy or .safetensors (memory-mapped; tokens from "
+    "NAME.vocab.txt or vocab.txt beside it), .parquet, GloVe .txt, word2vec/fastText .vec, word2vec .bin; text "
+    "may be .gz/.bz2/.xz. Text is parsed on every open: `embedtool convert` it once to .arrow."))]
+From = Annotated[
+    Optional[Format], typer.Option("--from", help="The weights' format (default: from the first bytes and suffix).")
+]
+Tensor = Annotated[
+    Optional[str],
+    typer.Option("--tensor", help="The safetensors tensor to read (default: the only 2-D one); "
+                 "convert also writes it under this name."),
+]
+Vocab = Annotated[
+    Optional[Path],
+    typer.Option("--vocab", readable=False, help="Tokens, one per line, for a table without them "
+                 "(default: NAME.vocab.txt or vocab.txt beside it)."),
+]
+DuplicatesOpt = Annotated[
+    Duplicates, typer.Option("--duplicates", help="A repeated token keeps its first or its last row, or is an error.")
+]
+OnBadRowOpt = Annotated[
+    OnBadRow, typer.Option("--on-bad-row", help="Text rows that break the rules: stop at the first, or skip them.")
+]
+ErrorsOpt = Annotated[
+    Errors, typer.Option("--errors", help="Tokens that do not decode: stop, or replace or drop the bad bytes.")
+]
+Encoding = Annotated[str, typer.Option("--encoding", help="The tokens' encoding (ASCII-compatible).")]
+AllowNonfinite = Annotated[bool, typer.Option("--allow-nonfinite", help="Accept NaN and inf values in text.")]
+
+
+def load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite) -> dict:
+    """The weight options as ``load_vectors`` keyword arguments."""
+    return dict(format=from_.value if from_ else None, tensor=tensor, vocab=vocab, duplicates=duplicates.value,
+                on_bad_row=on_bad_row.value, errors=errors.value, encoding=encoding, allow_nonfinite=allow_nonfinite)

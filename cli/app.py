@@ -7,6 +7,8 @@ command bodies so that ``embedtool --help`` stays fast. Library errors (``Embedt
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,16 +21,16 @@ from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Error
 
 
 class _Group(TyperGroup):
-    """Maps the library's errors to ``Error: <message>`` and exit 1, without a traceback."""
+    """Maps the library's errors to ``Error: <message>`` and exit 1 (2 for a ``UsageError``), without a traceback."""
 
     def invoke(self, ctx):
-        from embedtool.errors import EmbedtoolError
+        from embedtool.errors import EmbedtoolError, UsageError
 
         try:
             return super().invoke(ctx)
         except EmbedtoolError as e:
             typer.echo(f"Error: {e}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(2 if isinstance(e, UsageError) else 1) from None
         except BrokenPipeError:
             sys.stderr.close()  # the reader went away (``| head``): stop quietly
             raise typer.Exit(1) from None
@@ -338,12 +340,49 @@ def info(
 
 
 def main() -> None:
-    """Console-script entry point. SIGTERM (``kill``, a pipeline's timeout) exits as Ctrl-C does, through the
-    cleanup that removes a half-written output's temporary file."""
+    """Console-script entry point. SIGTERM (``kill``, a pipeline's timeout) and SIGHUP (a closed terminal) exit as
+    Ctrl-C does, through the cleanup that removes a half-written output. Closed standard streams are handled."""
     import signal
 
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    app()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
+    _occupy_closed_streams()
+    try:
+        app()
+    except _Stopped as e:
+        # Unwound through the cleanup; now end at once: the interpreter's own shutdown would abort (SIGABRT) if
+        # the reader thread is blocked on stdin, holding its lock.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(e.code)
+
+
+class _Stopped(SystemExit):
+    """Raised in the main thread by SIGTERM or SIGHUP; the exit status is 128 + the signal's number."""
+
+
+def _stop(signum, frame):
+    raise _Stopped(128 + signum)
+
+
+def _occupy_closed_streams() -> None:
+    """Open /dev/null on a closed stdin, stdout or stderr (``<&-``, ``>&-``, ``2>&-``).
+
+    Else the next file opened would take its number, and anything written to stderr (a warning from a library)
+    would land in an output. ``sys.stdin``/``sys.stdout`` stay None, so that ``-`` is refused as closed; stderr
+    becomes /dev/null: progress and summary go nowhere, the exit status still tells failure from success.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
 
 
 # The weight-table commands live in their own module; it imports nothing heavy at import time.

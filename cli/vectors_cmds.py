@@ -71,10 +71,11 @@ def convert(
     """
     import time
 
-    from embedtool.vectors import save_vectors
+    from embedtool.vectors import check_destination, save_vectors, weight_files
 
     started = time.perf_counter()
     show = False if quiet else None
+    check_destination(dst, to.value if to else None, weight_files(src, vocab, what="source"))
     vectors = _load(src, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite,
                     dtype=dtype.value if dtype else None, limit=limit, progress=show)
     save_vectors(vectors, dst, format=to.value if to else None, tensor=tensor or "weight", progress=show)

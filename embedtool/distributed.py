@@ -19,10 +19,9 @@ from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-from .errors import EmbedtoolError, InvalidArgumentError
-from .pipeline import Summary, embed_path, shard_name
+from .errors import EmbedtoolError, InvalidArgumentError, UsageError
+from .pipeline import Summary, embed_path, output_plan
 from .progress import progress_bar
-from .readers import shard_files
 from .tokens import TokenMapper
 from .vectors import Vectors, load_vectors
 
@@ -84,14 +83,8 @@ def embed_dataset(client, source, dest, weights, *, resume: bool = False, retrie
     inspect.signature(embed_path).bind(weights, source, dest, **options)  # a misspelt option fails here, once
     threads = options.pop("threads", None) or 1
     source, dest = Path(os.path.abspath(source)), Path(os.path.abspath(dest))
-    shards = {}  # output shard -> input shard
-    for shard in shard_files(source):
-        target = dest / shard_name(shard.name)
-        if target in shards:
-            raise InvalidArgumentError(
-                f"{source}: {shards[target].name} and {shard.name} would both write {target.name}")
-        shards[target] = shard
-    dest.mkdir(parents=True, exist_ok=True)
+    # output shard -> input shard, checked as the CLI checks them
+    shards = output_plan(weights, source, dest, (options.get("weight_options") or {}).get("vocab"))
     todo = {target: shard for target, shard in shards.items() if not (resume and target.exists())}
     skipped = [shard.name for target, shard in shards.items() if target not in todo]
     if isinstance(weights, Vectors):
@@ -175,6 +168,7 @@ def embed_on_scheduler(scheduler: str, weights, source, dest, **options) -> Summ
         raise InvalidArgumentError("--scheduler needs Dask: pip install 'embedtool[distributed]'") from None
     if not Path(source).is_dir():
         raise InvalidArgumentError(f"{source}: --scheduler runs a directory of shards, and this is not a directory")
+    output_plan(weights, source, dest, (options.get("weight_options") or {}).get("vocab"))  # before a cluster starts
     with ExitStack() as stack:
         if scheduler.startswith("local:"):
             workers = scheduler.removeprefix("local:")
@@ -184,7 +178,11 @@ def embed_on_scheduler(scheduler: str, weights, source, dest, **options) -> Summ
             scheduler = stack.enter_context(LocalCluster(
                 n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                 scheduler_kwargs={"dashboard": False}))
-        client = stack.enter_context(Client(scheduler))
+        try:
+            client = stack.enter_context(Client(scheduler))
+        except ValueError as e:  # not an address: Client parses it before connecting
+            raise UsageError(f"--scheduler {scheduler}: {e}; give a scheduler's address (tcp://host:8786) or "
+                             "local:N") from None
         run = embed_dataset(client, source, dest, weights, **options)
     summary = Summary(str(source), str(dest), run["weight_shape"], run["dtype"], rows=run["rows"],
                       lookups=run["lookups"], seconds=run["seconds"], input_shape=run["input_shape"],

@@ -26,6 +26,10 @@ class InvalidArgumentError(EmbedtoolError, ValueError):
     """An option or array argument is unusable (bad padding_idx, max_norm, weight rank, index dtype...)."""
 
 
+class UsageError(InvalidArgumentError):
+    """Arguments that cannot work together, whatever the files hold (``-o -`` for a directory); the CLI exits 2."""
+
+
 class BadIndexError(EmbedtoolError, IndexError):
     """An index is negative, too large or not integral.
 

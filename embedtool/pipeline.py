@@ -11,6 +11,7 @@ import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,12 +22,13 @@ import numpy as np
 import pyarrow as pa
 
 from . import __version__, core, writers
-from .atomic import atomic_path
-from .errors import GpuUnavailableError, InvalidArgumentError, in_file
+from .atomic import atomic_path, check_target, is_stream, refuse_aliases
+from .errors import GpuUnavailableError, InputFormatError, InvalidArgumentError, UsageError, in_file
 from .progress import progress_bar
-from .readers import Batch, ReadOptions, Source, check_columns, column_batch, column_kind, open_sources
+from .readers import (Batch, ReadOptions, Source, check_columns, column_batch, column_kind, open_sources,
+                      shard_files)
 from .tokens import TokenMapper
-from .vectors import Vectors, load_vectors
+from .vectors import Vectors, load_vectors, weight_files
 
 BATCH_BYTES = 32 << 20  # output bytes per batch, about
 OUTPUT_DTYPES = ("float16", "float32", "float64")
@@ -302,7 +304,9 @@ def embed_path(
     Spark that take no fixed-size types. ``weight_options`` are the keyword arguments of ``load_vectors`` for a
     ``weights`` path (``format``, ``vocab``, ``tensor``, ``encoding``...).
     """
-    vectors = weights if isinstance(weights, Vectors) else load_vectors(weights, **(weight_options or {}))
+    weight_options = weight_options or {}
+    targets = list(output_plan(weights, input, output, weight_options.get("vocab")))
+    vectors = weights if isinstance(weights, Vectors) else load_vectors(weights, **weight_options)
     weight = vectors.matrix
     options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column, vector_type)
     options.check(weight)
@@ -314,7 +318,6 @@ def embed_path(
         read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode)
     else:
         _no_vocabulary_options(weights_name, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback)
-    directory = str(input) != "-" and Path(input).is_dir()
     summary = Summary(str(input), str(output), tuple(weight.shape), np.dtype(output_dtype or weight.dtype).name)
     device_table = _device_table(weight, device, summary)
     from . import lookup  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
@@ -322,34 +325,76 @@ def embed_path(
     started = time.perf_counter()
     with num_threads(threads):
         sources = open_sources(str(input), read)
-        if directory:
-            out_dir = Path(output)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            targets = [out_dir / shard_name(s.name) for s in sources]
-        elif str(output) != "-":
-            writers.output_format(str(output))
-            targets = [Path(output)]
-        else:
-            targets = ["-"]
-        for source, target in zip(sources, targets):
+        for source, target in zip(sources, targets, strict=True):
             summary.notes += source.notes
             if resume and target != "-" and target.exists():
                 summary.skipped += 1
                 continue
             summary.input_shape = source.input_shape
-            if target == "-":
-                _write_source(source, vectors, weights_name, writers.stdout_sink(), "ipc-stream", options,
+            with _sink(target) as sink:
+                _write_source(source, vectors, weights_name, sink, writers.output_format(str(target)), options,
                               read.mapper, device_table, progress, summary)
-            else:
-                with atomic_path(target) as tmp:
-                    _write_source(source, vectors, weights_name, str(tmp), writers.output_format(str(target)),
-                                  options, read.mapper, device_table, progress, summary)
             summary.shards += 1
     summary.seconds = time.perf_counter() - started
     if read.mapper is not None:
         summary.oov = read.mapper.report() if read.mapper.oov_tokens else None
         summary.oov_policy, summary.oov_counts = read.mapper.policy, read.mapper.counts
     return summary
+
+
+@contextlib.contextmanager
+def _sink(target):
+    """Where an output goes: stdout for ``-``; a device or a pipe (``/dev/null``, a FIFO) opened as a file object
+    (pyarrow's own file would seek); else a path, written atomically."""
+    if target == "-":
+        yield writers.stdout_sink()
+    elif is_stream(target):
+        with open(target, "wb") as f:
+            yield f
+    else:
+        with atomic_path(target) as tmp:
+            yield str(tmp)
+
+
+def output_plan(weights, input, output, vocab=None) -> dict:
+    """``{output file: input file}`` in ``open_sources``' order (``-`` for stdin and stdout), checked before any
+    work: no output may overwrite the weights, their vocabulary (``vocab``, else a sidecar beside them) or an input,
+    and each must be writable
+    (``atomic.check_target``). Creates the output directory of a directory of shards."""
+    directory = str(input) != "-" and Path(input).is_dir()
+    if str(input) == "-" and sys.stdin is None:
+        raise InputFormatError("-: standard input is closed")
+    if str(output) == "-":
+        if directory:
+            raise UsageError(f"{input} is a directory of shards, and -o - is one stream: name an output directory")
+        if sys.stdout is None:
+            raise InvalidArgumentError("-o -: standard output is closed")
+        return {"-": input}
+    if directory:
+        plan = shard_targets(input, output)
+    else:
+        writers.output_format(str(output))
+        plan = {Path(output): input}
+    source = weights.metadata.get("source") if isinstance(weights, Vectors) else weights
+    refuse_aliases(plan, {**(weight_files(source, vocab) if source else {}), **dict.fromkeys(plan.values(), "input")})
+    if directory:
+        Path(output).mkdir(parents=True, exist_ok=True)
+    for target in plan:
+        check_target(target)
+    return plan
+
+
+def shard_targets(source, dest) -> dict:
+    """The output shard of each input shard of the directory ``source``: ``{output: input}`` in input order. Two
+    inputs that would write one output (``a.npy`` and ``a.txt``, both ``a.arrow``) are refused."""
+    targets = {}
+    for shard in shard_files(source):
+        target = Path(dest) / shard_name(shard.name)
+        if target in targets:
+            raise InvalidArgumentError(f"{source}: {targets[target].name} and {shard.name} would both write "
+                                       f"{target.name}")
+        targets[target] = shard
+    return targets
 
 
 def _device_table(weight: np.ndarray, device: str, summary: Summary):

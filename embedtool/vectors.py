@@ -406,8 +406,31 @@ def output_format(path, format: str | None = None) -> tuple[str, str | None]:
     return fmt, compression
 
 
+def weight_files(path, vocab=None, what="weights") -> dict:
+    """The files a table at ``path`` is read from, which no output may overwrite: ``{path: what}``, and its
+    vocabulary (``vocab``, else a sidecar beside it)."""
+    path = Path(path)
+    vocab = Path(vocab) if vocab is not None else _sidecar(path)
+    return {path: what} if vocab is None else {path: what, vocab: "vocabulary"}
+
+
+def check_destination(path, format=None, reads: dict | None = None) -> None:
+    """Fail before any work if ``save_vectors(..., path, format)`` could not write its files (the table, and the
+    vocabulary beside an npy or safetensors table) or would overwrite one of ``reads`` (``weight_files``)."""
+    from .atomic import check_target, refuse_aliases
+
+    path = Path(path)
+    files = [path]
+    if output_format(path, format)[0] in ("npy", "safetensors"):
+        files.append(path.with_suffix(".vocab.txt"))
+    refuse_aliases(files, reads or {})
+    for file in files:
+        check_target(file)
+
+
 def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) -> Path:
-    """Write a table (``Vectors`` or a 2-D array) to ``path`` atomically; returns the path.
+    """Write a table (``Vectors`` or a 2-D array) to ``path`` atomically; returns the path. Its own source file is
+    never overwritten (``check_destination``).
 
     The format comes from ``format`` or the suffix (see the module docstring). ``npy`` and ``safetensors`` write the
     tokens to a ``<name>.vocab.txt`` beside the file. Text is written with the fewest digits that read back exactly;
@@ -418,6 +441,8 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
 
     vectors = vectors if isinstance(vectors, Vectors) else Vectors(vectors)
     path = Path(path)
+    source = vectors.metadata.get("source")
+    check_destination(path, format, weight_files(source, what="source") if source else None)
     fmt, compression = output_format(path, format)
     matrix, tokens = vectors.matrix, vectors.tokens
     if tokens is not None:

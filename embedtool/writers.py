@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .atomic import is_stream
 from .errors import InvalidArgumentError
 
 IPC_FILE_SUFFIXES = {".arrow", ".feather", ".ipc"}
@@ -95,7 +96,8 @@ def ragged_array(values: np.ndarray, offsets: np.ndarray, vector_type: str = "fi
 
 
 def output_format(path: str) -> str:
-    """``ipc-file``, ``ipc-stream`` or ``parquet`` from the output path's suffix (``-`` is an IPC stream)."""
+    """``ipc-file``, ``ipc-stream`` or ``parquet`` from the output path's suffix; ``-``, a device (``/dev/null``)
+    or a pipe without one is an IPC stream."""
     if path == "-":
         return "ipc-stream"
     suffix = Path(path).suffix.lower()
@@ -105,6 +107,8 @@ def output_format(path: str) -> str:
         return "ipc-stream"
     if suffix == ".parquet":
         return "parquet"
+    if is_stream(path):
+        return "ipc-stream"
     raise InvalidArgumentError(
         f"{path}: unknown output format {suffix or '(no suffix)'!r}; use .arrow, .feather, .arrows or .parquet"
     )

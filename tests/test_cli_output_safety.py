@@ -97,6 +97,20 @@ def test_output_never_overwrites_the_weights_sidecar_vocabulary(tmp_path, weight
     assert snapshot(tmp_path) == before
 
 
+def test_output_never_overwrites_a_vocabulary_named_with_vocab(tmp_path, weight):
+    """--vocab names the vocabulary explicitly (not a sidecar): it is protected as the sidecar is."""
+    (tmp_path / "words.txt").write_text("\n".join(WORDS) + "\n")
+    (tmp_path / "toks.txt").write_text("the cat\n")
+    (tmp_path / "words.arrow").symlink_to("words.txt")
+    before = snapshot(tmp_path)
+    result = invoke("embed", tmp_path / "w.npy", tmp_path / "toks.txt", "--vocab", tmp_path / "words.txt",
+                    "-o", tmp_path / "words.arrow", "-q")
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {tmp_path}/words.arrow: the output would overwrite the vocabulary "
+                             f"{tmp_path}/words.txt; name another output\n")
+    assert snapshot(tmp_path) == before
+
+
 # ---- case 2: an input file, by any name
 
 

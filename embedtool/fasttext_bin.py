@@ -87,23 +87,18 @@ def _byte(data, s, length, j):
     return 60 if j == 0 else (62 if j == length - 1 else data[s + j - 1])
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _add(acc, matrix, row):
-    for k in range(acc.shape[0]):
-        acc[k] += matrix[row, k]
-
-
 @njit(cache=True, nogil=True)
-def _word_vector(matrix, data, s, e, row, nwords, bucket, minn, maxn, acc, out):
-    """fastText's ``getWordVector`` for the word ``data[s:e]`` (``row`` its id or -1) into ``out``."""
-    acc[:] = 0
+def _rows_of_word(data, s, e, row, nwords, bucket, minn, maxn, rows):
+    """The matrix rows fastText's ``getWordVector`` averages for the word ``data[s:e]`` (``row`` its id or -1),
+    in fastText's order, written to ``rows``; returns how many."""
     count = 0
     if row >= 0:
-        _add(acc, matrix, row)
-        count += 1
-    eos = e - s == 4 and data[s] == 60 and data[s + 1] == 47 and data[s + 2] == 115 and data[s + 3] == 62  # </s>
+        rows[0] = row
+        count = 1
+    if e - s == 4 and data[s] == 60 and data[s + 1] == 47 and data[s + 2] == 115 and data[s + 3] == 62:
+        return count  # </s> has no n-grams
     length = e - s + 2
-    for i in range(length if not eos else 0):
+    for i in range(length):
         if (_byte(data, s, length, i) & 0xC0) == 0x80:
             continue
         h = np.int64(2166136261)
@@ -118,23 +113,35 @@ def _word_vector(matrix, data, s, e, row, nwords, bucket, minn, maxn, acc, out):
                 if j >= length or (_byte(data, s, length, j) & 0xC0) != 0x80:
                     break
             if n >= minn and not (n == 1 and (i == 0 or j == length)):
-                _add(acc, matrix, nwords + h % bucket)
+                rows[count] = nwords + h % bucket
                 count += 1
-    scale = np.float32(1.0 / count) if count else np.float32(0)
-    for k in range(acc.shape[0]):
-        out[k] = acc[k] * scale
+    return count
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _subword_vectors(matrix, offsets, data, rows, nwords, bucket, minn, maxn, out):
-    """``out[i]`` = the vector of word ``i`` (``data[offsets[i]:offsets[i+1]]``), words in parallel."""
+def _subword_vectors(matrix, offsets, data, ids, nwords, bucket, minn, maxn, most, out):
+    """``out[i]`` = the vector of word ``i`` (``data[offsets[i]:offsets[i+1]]``), words in parallel.
+
+    The rows of a word are hashed first and summed after, so that their loads do not wait on the hashing; the sum
+    runs in float32 in fastText's order and is scaled by ``float32(1 / count)`` as fastText's ``Vector::mul``.
+    """
     n = offsets.shape[0] - 1
+    dim = matrix.shape[1]
     ntasks = 256
     chunk = (n + ntasks - 1) // ntasks
     for t in prange(ntasks):
-        acc = np.empty(matrix.shape[1], np.float32)
+        acc = np.empty(dim, np.float32)
+        rows = np.empty(most, np.int64)
         for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            _word_vector(matrix, data, offsets[i], offsets[i + 1], rows[i], nwords, bucket, minn, maxn, acc, out[i])
+            count = _rows_of_word(data, offsets[i], offsets[i + 1], ids[i], nwords, bucket, minn, maxn, rows)
+            acc[:] = 0
+            for r in range(count):
+                row = rows[r]
+                for k in range(dim):
+                    acc[k] += matrix[row, k]
+            scale = np.float32(1.0 / count) if count else np.float32(0)
+            for k in range(dim):
+                out[i, k] = acc[k] * scale
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,9 +195,10 @@ class FastTextModel:
         offsets, data = string_buffers(words)
         out = np.empty((len(words), self.dim), np.float32)
         if len(words):
-            rows = np.asarray(ids, np.int64)
-            _subword_vectors(self.matrix, offsets.astype(np.int64, copy=False), data, rows, self.nwords,
-                             max(self.bucket, 1), self.minn, self.maxn, out)
+            offsets = offsets.astype(np.int64, copy=False)
+            most = 1 + (int(np.diff(offsets).max()) + 2) * max(self.maxn, 0)  # its own row + an n-gram per byte and n
+            _subword_vectors(self.matrix, offsets, data, np.asarray(ids, np.int64), self.nwords, max(self.bucket, 1),
+                             self.minn, self.maxn, most, out)
         return out
 
     def vocabulary_vectors(self) -> np.ndarray:

@@ -206,6 +206,16 @@ class FastTextModel:
         return self.word_vectors(self.tokens, np.arange(self.nwords))
 
 
+def is_fasttext_bin(path) -> bool:
+    """Whether the file starts with fastText's magic number (for format detection; reads four bytes)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return len(head) == 4 and struct.unpack("<i", head)[0] == MAGIC
+
+
 def _fail(what: str, value) -> InputFormatError:
     return InputFormatError(f"not a readable fastText .bin model: {what} {value}")
 

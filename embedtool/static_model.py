@@ -66,9 +66,9 @@ class StaticModel:
 
     def tokenize(self, texts, max_length=_UNSET) -> tuple[np.ndarray, np.ndarray]:
         """model2vec's token ids of each text, unknown tokens dropped: (int64 ids, int64 offsets, one per text + 1)."""
-        max_length = self.max_length if max_length is _UNSET else max_length
-        texts = as_strings(texts).to_pylist()
-        texts = ["" if t is None else t for t in texts]
+        return self._tokenize(_texts(texts), self.max_length if max_length is _UNSET else max_length)
+
+    def _tokenize(self, texts: list[str], max_length: int | None) -> tuple[np.ndarray, np.ndarray]:
         if max_length is None:
             self.tokenizer.no_truncation()
         else:
@@ -86,11 +86,12 @@ class StaticModel:
 
     def encode(self, texts, *, normalize: bool | None = None, max_length=_UNSET, batch_size: int = 8192) -> np.ndarray:
         """model2vec's ``StaticModel.encode``: one vector per text, [len(texts), d] in ``self.dtype``."""
-        texts = as_strings(texts)
+        texts = _texts(texts)
         normalize = self.normalize if normalize is None else normalize
+        max_length = self.max_length if max_length is _UNSET else max_length
         out = np.empty((len(texts), self.table.shape[1]), self.dtype)
         for start in range(0, len(texts), batch_size):
-            ids, offsets = self.tokenize(texts.slice(start, batch_size), max_length)
+            ids, offsets = self._tokenize(texts[start : start + batch_size], max_length)
             pooled = embedding_bag(ids, self.table, offsets, include_last_offset=True, mode="mean")
             pooled = pooled.astype(self.dtype, copy=False)  # model2vec rounds the mean to its dtype first
             if normalize:  # model2vec's own expression, so that the float32 norm rounds the same
@@ -98,6 +99,11 @@ class StaticModel:
                 pooled = pooled / (np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-32)
             out[start : start + len(pooled)] = pooled
         return out
+
+
+def _texts(texts) -> list[str]:
+    """The texts as a list of str (from any sequence of str or Arrow strings); a null is the empty text."""
+    return ["" if t is None else t for t in as_strings(texts).to_pylist()]
 
 
 def load_static_model(path, *, normalize: bool | None = None, max_length=_UNSET) -> StaticModel:

@@ -75,9 +75,8 @@ def load_tokenizer(path):
 def encode_ids(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of each text without special tokens: (int64 ids of all texts, int64 offsets, one per text + 1)."""
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # the fast one skips char offsets
-    encodings = encode(texts, add_special_tokens=False)
-    lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
-    offsets = np.zeros(len(encodings) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), np.int64, int(offsets[-1]))
+    id_lists = [e.ids for e in encode(texts, add_special_tokens=False)]  # each .ids access builds a new list
+    offsets = np.zeros(len(id_lists) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, id_lists), np.int64, len(id_lists)), out=offsets[1:])
+    ids = np.fromiter(itertools.chain.from_iterable(id_lists), np.int64, int(offsets[-1]))
     return ids, offsets

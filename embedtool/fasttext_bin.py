@@ -196,7 +196,8 @@ class FastTextModel:
         out = np.empty((len(words), self.dim), np.float32)
         if len(words):
             offsets = offsets.astype(np.int64, copy=False)
-            most = 1 + (int(np.diff(offsets).max()) + 2) * max(self.maxn, 0)  # its own row + an n-gram per byte and n
+            longest = int(np.diff(offsets).max()) + 2
+            most = 1 + longest * min(max(self.maxn, 0), longest)  # its own row + n-grams: one per start and length
             _subword_vectors(self.matrix, offsets, data, np.asarray(ids, np.int64), self.nwords, max(self.bucket, 1),
                              self.minn, self.maxn, most, out)
         return out
@@ -248,7 +249,7 @@ def _parse(path: Path, buf: np.ndarray, size: int) -> FastTextModel:
         maxn = 0  # as fastText: old supervised models have no character n-grams
     nentries, nwords, nlabels, _ntokens, prune_size = _DICT.unpack_from(buf, 8 + _ARGS.size)
     for name, value, ok in (
-        ("dim", dim, dim > 0),
+        ("dim", dim, 0 < dim <= size // 4),  # a vector must fit in the file
         ("bucket", bucket, bucket >= 0 and (bucket > 0 or maxn <= 0)),
         ("minn", minn, minn >= 0),
         ("maxn", maxn, maxn >= 0),

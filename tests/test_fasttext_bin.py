@@ -138,6 +138,8 @@ def test_not_fasttext(tmp_path):
     [
         (4, "<i", 13, "file format version 13"),
         (8, "<i", 0, "dim 0"),
+        (8, "<i", 2**30, "dim 1073741824"),
+        (92 + 4 + 1 + 8, "<b", 1, "entry types out of order (words then labels), first bad entry 1"),
         (8 + 4 * 8, "<i", -1, "bucket -1"),
         (8 + 4 * 9, "<i", -2, "minn -2"),
         (64, "<i", 2**31 - 1, "dictionary size 2147483647"),
@@ -150,6 +152,13 @@ def test_not_fasttext(tmp_path):
 )
 def test_garbled_header_values_are_named(good_bytes, tmp_path, offset, fmt, value, says):
     assert says in error(tmp_path, patched(good_bytes, offset, fmt, value))
+
+
+def test_a_huge_maxn_costs_what_the_words_need(good_bytes, tmp_path):
+    path = tmp_path / "m.bin"
+    path.write_bytes(patched(good_bytes, 8 + 4 * 10, "<i", 2**31 - 1))  # every n-gram of at least minn characters
+    vectors = load_fasttext_bin(path).word_vectors(["abcdef", "x" * 1000])
+    assert vectors.shape == (2, 8) and np.isfinite(vectors).all()
 
 
 def test_garbled_matrix_shape_is_named(good_bytes, tmp_path):

@@ -86,6 +86,49 @@ def test_null_words_are_the_empty_word(trained):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Quantized models (.ftz): fastText quantizes supervised models only
+
+
+@pytest.fixture(scope="module")
+def supervised(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sup")
+    rng = random.Random(1)
+    words = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 9))) for _ in range(300)]
+    text = tmp / "train.txt"
+    text.write_text("\n".join(f"__label__{rng.randint(0, 3)} " + " ".join(rng.choice(words) for _ in range(12))
+                              for _ in range(1000)) + "\n")
+    for _ in range(20):  # see train()
+        try:
+            return text, fasttext.train_supervised(str(text), dim=8, bucket=2000, minCount=1, minn=2, maxn=4,
+                                                   epoch=1, thread=1, verbose=0, lr=0.1)
+        except RuntimeError as e:
+            assert "NaN" in str(e)
+
+
+@pytest.mark.parametrize(
+    "qnorm, cutoff, dsub", [(True, 500, 3), (False, 500, 2), (True, 0, 2), (False, 0, 8)],
+    ids=["qnorm-pruned-dsub3", "pruned-dsub2", "qnorm-unpruned", "unpruned-dsub8"],
+)
+def test_quantized_vectors_equal_fasttext(supervised, tmp_path, qnorm, cutoff, dsub):
+    text, model = supervised
+    path = tmp_path / "m.bin"
+    model.save_model(str(path))  # quantize changes the model in place: keep the trained one
+    model = fasttext.load_model(str(path))
+    model.quantize(input=str(text), qnorm=qnorm, retrain=False, cutoff=cutoff, dsub=dsub)
+    model.save_model(str(tmp_path / "m.ftz"))
+    opened = load_fasttext_bin(tmp_path / "m.ftz")
+    assert opened.quantizer is not None and opened.pruned == (cutoff > 0) and opened.matrix.shape == (0, 8)
+    assert opened.tokens.to_pylist() == model.words
+    words = model.words + QUERIES  # labels are not words here (fastText would read an n-gram row for them)
+    expected = np.array([model.get_word_vector(w) for w in words])
+    assert np.array_equal(opened.word_vectors(words), expected)
+    if qnorm and cutoff:  # a file cut anywhere before its small output matrix is one line
+        content = (tmp_path / "m.ftz").read_bytes()
+        for cut in range(0, len(content) - 200, 37):
+            error(tmp_path, content[:cut])
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Untrusted files: every malformed file is one InputFormatError naming the file and the value
 
 
@@ -165,7 +208,7 @@ def test_garbled_matrix_shape_is_named(good_bytes, tmp_path):
     at = matrix_header(good_bytes)
     assert "input matrix rows 7" in error(tmp_path, patched(good_bytes, at + 1, "<q", 7))
     assert "input matrix columns 9" in error(tmp_path, patched(good_bytes, at + 9, "<q", 9))
-    assert ".ftz" in error(tmp_path, patched(good_bytes, at, "<?", True))
+    assert "quantized matrix" in error(tmp_path, patched(good_bytes, at, "<?", True))
 
 
 def test_an_entry_that_is_not_utf8_is_named(good_bytes, tmp_path):

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .bag import embedding_bag
-from .errors import InputFormatError, in_file
+from .errors import InputFormatError, InvalidArgumentError, in_file
 from .formats import safetensors_header
 from .text_tokenizers import encode_ids, load_tokenizer
 from .vectors import as_strings
@@ -36,23 +36,26 @@ from .vectors import as_strings
 DEFAULT_MAX_LENGTH = 512
 _DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16, "I32": np.int32,
            "I64": np.int64, "U8": np.uint8, "U16": np.uint16, "U32": np.uint32, "U64": np.uint64}
-_LAYOUTS = (  # (tensor file, tokenizer, config), in model2vec's order
-    ("model.safetensors", "tokenizer.json", "config.json"),
-    ("model.safetensors", "tokenizer.json", "config_sentence_transformers.json"),
-    ("0_StaticEmbedding/model.safetensors", "0_StaticEmbedding/tokenizer.json", "config_sentence_transformers.json"),
+_LAYOUTS = (  # (tensor file, tokenizer), in model2vec's order
+    ("model.safetensors", "tokenizer.json"),
+    ("0_StaticEmbedding/model.safetensors", "0_StaticEmbedding/tokenizer.json"),
 )
+_CONFIGS = ("config.json", "config_sentence_transformers.json")  # the first one present
 _UNSET = object()
 
 
 def is_model_directory(path) -> bool:
     """Whether ``path`` is a directory holding a static model's tensor file and tokenizer."""
     path = Path(path)
-    return path.is_dir() and any((path / t).is_file() and (path / k).is_file() for t, k, _ in _LAYOUTS)
+    return path.is_dir() and any((path / t).is_file() and (path / k).is_file() for t, k in _LAYOUTS)
 
 
 @dataclass(eq=False)
 class StaticModel:
-    """An opened static model: the tokenizer, the table ``embedding_bag`` pools, and model2vec's settings."""
+    """An opened static model: the tokenizer, the table ``embedding_bag`` pools, and model2vec's settings.
+
+    ``tokenize`` sets the tokenizer's truncation for each call, so one model serves one thread at a time.
+    """
 
     path: Path
     tokenizer: object  # tokenizers.Tokenizer
@@ -110,14 +113,14 @@ def load_static_model(path, *, normalize: bool | None = None, max_length=_UNSET)
     """Open a model2vec or sentence-transformers static model directory; ``normalize``/``max_length`` override
     config.json's."""
     path = Path(path)
-    layout = next(((path / t, path / k, path / c) for t, k, c in _LAYOUTS if (path / t).is_file() and (path / k)
-                   .is_file()), None)
+    layout = next(((path / t, path / k) for t, k in _LAYOUTS if (path / t).is_file() and (path / k).is_file()), None)
     if layout is None:
         raise InputFormatError(f"{path}: not a static model directory (no model.safetensors with tokenizer.json, "
                                "in it or in 0_StaticEmbedding/)")
-    tensor_file, tokenizer_file, config_file = layout
+    tensor_file, tokenizer_file = layout
+    config_file = next((path / c for c in _CONFIGS if (path / c).is_file()), None)
     config = {}
-    if config_file.is_file():
+    if config_file is not None:
         with in_file(config_file):
             try:
                 config = json.loads(config_file.read_text("utf-8"))
@@ -135,9 +138,12 @@ def load_static_model(path, *, normalize: bool | None = None, max_length=_UNSET)
         weights = _tensor(tensor_file, tensors, "weights", 1, "F") if "weights" in tensors else None
         mapping = _tensor(tensor_file, tensors, "mapping", 1, "IU") if "mapping" in tensors else None
         table = _table(embeddings, weights, mapping, len(tokens))
-    with in_file(config_file):
+    with in_file(config_file or path):
         normalize = _setting(config, "normalize", bool, False) if normalize is None else bool(normalize)
-        max_length = _setting(config, "max_length", int, DEFAULT_MAX_LENGTH) if max_length is _UNSET else max_length
+        if max_length is _UNSET:
+            max_length = _setting(config, "max_length", int, DEFAULT_MAX_LENGTH)
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        raise InvalidArgumentError(f"max_length must be an integer of 1 or more, or None; got {max_length!r}")
     return StaticModel(
         path=path,
         tokenizer=tokenizer,
@@ -155,8 +161,8 @@ def _setting(config: dict, key: str, kind: type, default):
     value = config.get(key, default)
     if value is not None and (type(value) is not kind):
         raise InputFormatError(f"{key} is {value!r}, expected {'true or false' if kind is bool else 'an integer'}")
-    if kind is int and value is not None and value < 0:
-        raise InputFormatError(f"{key} is {value}, expected 0 or more")
+    if kind is int and value is not None and value < 1:
+        raise InputFormatError(f"{key} is {value}, expected 1 or more")
     return value
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from embedtool.errors import InputFormatError
+from embedtool.errors import InputFormatError, InvalidArgumentError
 from embedtool.static_model import is_model_directory, load_static_model
 
 model2vec = pytest.importorskip("model2vec")
@@ -168,6 +168,13 @@ def test_bad_config(saved):
     assert "config.json: normalize is 'yes'" in one_line(saved)
     (saved / "config.json").write_text("{oops")
     assert "config.json: not valid JSON" in one_line(saved)
+
+
+def test_bad_max_length(saved):
+    (saved / "config.json").write_text('{"max_length": 0}')
+    assert "config.json: max_length is 0, expected 1 or more" in one_line(saved)
+    with pytest.raises(InvalidArgumentError, match="max_length must be an integer of 1 or more, or None; got -3"):
+        load_static_model(saved, max_length=-3)
 
 
 def test_truncated_tensor_file(saved):

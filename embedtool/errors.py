@@ -52,6 +52,10 @@ class GpuUnavailableError(EmbedtoolError):
     """The GPU path cannot run: numba-cuda missing, no CUDA driver or device, or the table does not fit."""
 
 
+class MissingExtraError(EmbedtoolError):
+    """An optional dependency that a file or option needs is not installed; the message names the extra."""
+
+
 class InputFormatError(EmbedtoolError):
     """A file cannot be read as the format it claims to be (or is missing)."""
 

@@ -1,0 +1,438 @@
+"""fastText ``.bin`` models: the dictionary parsed, the input matrix memory-mapped, subword vectors as fastText.
+
+The layout (fastText's src/fasttext.cc ``loadModel``, args.cc ``load``, dictionary.cc ``load``, densematrix.cc
+``load``), all little-endian: magic 793712314 and version (int32 each, version <= 12); the arguments (12 int32:
+dim, ws, epoch, minCount, neg, wordNgrams, loss, model, bucket, minn, maxn, lrUpdateRate; a float64 t); the
+dictionary (int32 size, nwords, nlabels; int64 ntokens, pruneidx_size; ``size`` entries of a NUL-terminated word,
+an int64 count and an int8 type; ``pruneidx_size`` pairs of int32); a bool saying whether the input matrix is
+quantized; the input matrix (int64 rows, int64 cols, rows x cols float32). Rows ``0..nwords-1`` are the words,
+rows ``nwords..nwords+bucket-1`` the hashed character n-grams. The output matrix follows and is not needed.
+
+A quantized model (``.ftz``, quantmatrix.cc and productquantizer.cc) holds instead: a bool qnorm, int64 rows and
+cols, an int32 code size and the codes (``nsubq`` bytes per row); the product quantizer (int32 dim, nsubq, dsub,
+lastdsub; dim x 256 float32 centroids); with qnorm, a byte per row and a one-dimensional quantizer of the row norms.
+Row ``i`` is, for each sub-quantizer ``m``, the centroid its code picks, times its norm's centroid with qnorm. Its
+dictionary is usually pruned: ``pruneidx`` maps the n-gram buckets kept to rows ``nwords + j``, and an n-gram whose
+bucket was not kept adds nothing.
+
+Opening a model reads the dictionary only: the file is memory-mapped and one compiled pass walks the entries, so a
+multi-GB model opens in the time its dictionary takes, and the matrix is a read-only ``np.memmap``, never copied.
+Every count, length and offset is checked against the file's size before use (the files are untrusted).
+
+Pruned unquantized models are refused, as fastText refuses them.
+
+A word's vector (fastText's ``getWordVector``): the word is wrapped as ``<word>``; its character n-grams of
+``minn..maxn`` characters (an n-gram starts only at a byte that is not a UTF-8 continuation byte; the n-grams
+``<`` and ``>`` of one character are skipped) are hashed with 32-bit FNV-1a over the bytes sign-extended, into row
+``nwords + h % bucket``. A word in the vocabulary is the mean of its own row and its n-gram rows, any other word the
+mean of its n-gram rows, or zeros if it has none; ``</s>`` has no n-grams. The sum runs in float32 in that order and
+is scaled by ``float32(1 / count)``, as fastText does (a quantized row adds ``norm * centroid`` element by element,
+a product then a sum, as fastText's ``addcode``), so the vectors are fastText's bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from numba import njit, prange
+
+from .errors import InputFormatError, in_file
+from .vectors import as_strings
+from .vocab import TokenIndex, string_buffers
+
+MAGIC = 793712314
+VERSION = 12  # the newest file version fastText writes; older ones (11) read the same
+_ARGS = struct.Struct("<12id")  # dim ws epoch minCount neg wordNgrams loss model bucket minn maxn lrUpdateRate t
+_DICT = struct.Struct("<3i2q")  # size nwords nlabels ntokens pruneidx_size
+_MATRIX = struct.Struct("<?2q")  # quantized, rows, cols
+_SUPERVISED = 3
+
+
+@njit(cache=True, nogil=True)
+def _scan_entries(buf, pos, size):
+    """Walk ``size`` dictionary entries from ``pos``: (word starts, word ends, end position), end -1 if truncated."""
+    starts = np.empty(size, np.int64)
+    ends = np.empty(size, np.int64)
+    n = buf.shape[0]
+    for i in range(size):
+        starts[i] = pos
+        while pos < n and buf[pos] != 0:
+            pos += 1
+        if pos + 10 > n:  # the NUL, the int64 count and the int8 type must all be in the file
+            return starts, ends, -1 - i
+        ends[i] = pos
+        pos += 10
+    return starts, ends, pos
+
+
+@njit(cache=True, nogil=True)
+def _gather_words(buf, starts, ends, offsets, data, counts, types):
+    """Copy the words into one contiguous string buffer and read each entry's count and type."""
+    at = 0
+    for i in range(starts.shape[0]):
+        offsets[i] = at
+        for k in range(starts[i], ends[i]):
+            data[at] = buf[k]
+            at += 1
+        c = np.int64(0)
+        for b in range(8):
+            c |= np.int64(buf[ends[i] + 1 + b]) << (8 * b)
+        counts[i] = c
+        types[i] = np.int8(buf[ends[i] + 9])
+    offsets[starts.shape[0]] = at
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _byte(data, s, length, j):
+    """Byte ``j`` of ``"<" + data[s:s + length - 2] + ">"``."""
+    return 60 if j == 0 else (62 if j == length - 1 else data[s + j - 1])
+
+
+@njit(cache=True, nogil=True)
+def _rows_of_word(data, s, e, row, nwords, bucket, minn, maxn, pruned, kept, kept_rows, rows):
+    """The matrix rows fastText's ``getWordVector`` averages for the word ``data[s:e]`` (``row`` its id or -1),
+    in fastText's order, written to ``rows``; returns how many. With ``pruned``, an n-gram's bucket must be one of
+    ``kept`` (sorted), and its row is ``nwords`` + the matching ``kept_rows``; others add nothing."""
+    count = 0
+    if row >= 0:
+        rows[0] = row
+        count = 1
+    if e - s == 4 and data[s] == 60 and data[s + 1] == 47 and data[s + 2] == 115 and data[s + 3] == 62:
+        return count  # </s> has no n-grams
+    length = e - s + 2
+    for i in range(length):
+        if (_byte(data, s, length, i) & 0xC0) == 0x80:
+            continue
+        h = np.int64(2166136261)
+        j = i
+        for n in range(1, maxn + 1):
+            if j >= length:
+                break
+            while True:  # one character: its first byte, then its continuation bytes
+                c = np.int64(_byte(data, s, length, j))
+                h = ((h ^ ((c | 0xFFFFFF00) if c >= 128 else c)) * 16777619) & 0xFFFFFFFF  # int8(byte) sign-extended
+                j += 1
+                if j >= length or (_byte(data, s, length, j) & 0xC0) != 0x80:
+                    break
+            if n >= minn and not (n == 1 and (i == 0 or j == length)):
+                b = h % bucket
+                if pruned:
+                    at = np.searchsorted(kept, b)
+                    if at == kept.shape[0] or kept[at] != b:
+                        continue
+                    b = kept_rows[at]
+                rows[count] = nwords + b
+                count += 1
+    return count
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _subword_vectors(matrix, quantizer, offsets, data, ids, nwords, bucket, minn, maxn, pruned, most, out):
+    """``out[i]`` = the vector of word ``i`` (``data[offsets[i]:offsets[i+1]]``), words in parallel.
+
+    The rows of a word are hashed first and summed after, so that their loads do not wait on the hashing; the sum
+    runs in float32 in fastText's order and is scaled by ``float32(1 / count)`` as fastText's ``Vector::mul``.
+    ``quantizer`` (a ``Quantizer``'s arrays) is used instead of ``matrix`` when it has codes.
+    """
+    codes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, kept, kept_rows = quantizer
+    quantized = codes.shape[0] > 0
+    n = offsets.shape[0] - 1
+    dim = out.shape[1]
+    ntasks = 256
+    chunk = (n + ntasks - 1) // ntasks
+    for t in prange(ntasks):
+        acc = np.empty(dim, np.float32)
+        rows = np.empty(most, np.int64)
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            count = _rows_of_word(data, offsets[i], offsets[i + 1], ids[i], nwords, bucket, minn, maxn, pruned, kept,
+                                  kept_rows, rows)
+            acc[:] = 0
+            for r in range(count):
+                row = rows[r]
+                if quantized:  # fastText's QuantMatrix::addRowToVector and ProductQuantizer::addcode
+                    alpha = norm_centroids[norm_codes[row]] if norm_codes.shape[0] else np.float32(1)
+                    for m in range(nsubq):
+                        code = np.int64(codes[row, m])
+                        base, d = (m * 256 * dsub + code * lastdsub, lastdsub) if m == nsubq - 1 else (
+                            (m * 256 + code) * dsub, dsub)
+                        for k in range(d):
+                            acc[m * dsub + k] += alpha * centroids[base + k]
+                else:
+                    for k in range(dim):
+                        acc[k] += matrix[row, k]
+            scale = np.float32(1.0 / count) if count else np.float32(0)
+            for k in range(dim):
+                out[i, k] = acc[k] * scale
+
+
+@dataclass(frozen=True, eq=False)
+class Quantizer:
+    """A quantized model's input matrix (``.ftz``), memory-mapped, and its pruned n-gram buckets."""
+
+    codes: np.ndarray  # uint8 [rows, nsubq]
+    centroids: np.ndarray  # float32 [dim * 256]
+    nsubq: int
+    dsub: int
+    lastdsub: int
+    norm_codes: np.ndarray  # uint8 [rows], empty without qnorm
+    norm_centroids: np.ndarray  # float32 [256], empty without qnorm
+    kept: np.ndarray  # int64, sorted: the n-gram buckets kept by pruning
+    kept_rows: np.ndarray  # int64: the row (after nwords) of each kept bucket
+
+    def arrays(self) -> tuple:
+        return (self.codes, self.centroids, self.nsubq, self.dsub, self.lastdsub, self.norm_codes,
+                self.norm_centroids, self.kept, self.kept_rows)
+
+
+_DENSE = Quantizer(np.zeros((0, 1), np.uint8), np.zeros(0, np.float32), 1, 1, 1, np.zeros(0, np.uint8),
+                   np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class FastTextModel:
+    """An opened fastText ``.bin``: arguments, dictionary and the memory-mapped input matrix."""
+
+    path: Path
+    version: int
+    dim: int
+    minn: int
+    maxn: int
+    bucket: int
+    nwords: int
+    model: int  # 1 cbow, 2 skipgram, 3 supervised
+    entries: pa.Array  # every dictionary entry: the nwords words, then the labels
+    counts: np.ndarray  # int64, one per entry
+    matrix: np.ndarray  # float32 [nwords + bucket, dim], a read-only memory map; empty [0, dim] when quantized
+    quantizer: Quantizer | None  # a quantized model's matrix (.ftz)
+    pruned: bool  # only the n-gram buckets in quantizer.kept have rows (.ftz)
+
+    @property
+    def tokens(self) -> pa.Array:
+        """The vocabulary (the words, labels excluded), row ``i`` of ``matrix`` for token ``i``."""
+        return self.entries.slice(0, self.nwords)
+
+    @cached_property
+    def _index(self) -> tuple[TokenIndex, np.ndarray]:
+        index = TokenIndex(self.tokens)
+        rows = np.arange(self.nwords)
+        last = rows
+        if np.any(index.first != rows):  # fastText's word2int keeps the last entry of a repeated word
+            last = np.full(self.nwords, -1, np.int64)
+            np.maximum.at(last, index.first, rows)
+        return index, last
+
+    def word_ids(self, words) -> np.ndarray:
+        """The vocabulary row of each word (int64), -1 for a word not in the vocabulary."""
+        index, last = self._index
+        ids = index.lookup(words)
+        return np.where(ids >= 0, last[np.maximum(ids, 0)], -1)
+
+    def word_vectors(self, words, ids: np.ndarray | None = None) -> np.ndarray:
+        """float32 [len(words), dim]: fastText's ``get_word_vector`` of each word, computed in parallel.
+
+        ``ids`` (from ``word_ids``) saves the vocabulary lookup when the caller has it; a null word is the empty
+        word. A supervised model's labels are not words here: a label gets its n-grams' mean (fastText would add the
+        row numbered like the label, which is an n-gram's).
+        """
+        words = as_strings(words)
+        if words.null_count:
+            words = words.fill_null("")
+        if ids is None:
+            ids = self.word_ids(words)
+        offsets, data = string_buffers(words)
+        out = np.empty((len(words), self.dim), np.float32)
+        if len(words):
+            offsets = offsets.astype(np.int64, copy=False)
+            longest = int(np.diff(offsets).max()) + 2
+            most = 1 + longest * min(max(self.maxn, 0), longest)  # its own row + n-grams: one per start and length
+            quantizer = (self.quantizer or _DENSE).arrays()
+            _subword_vectors(self.matrix, quantizer, offsets, data, np.asarray(ids, np.int64), self.nwords,
+                             max(self.bucket, 1), self.minn, self.maxn, self.pruned, most, out)
+        return out
+
+    def vocabulary_vectors(self) -> np.ndarray:
+        """float32 [nwords, dim]: the vector of every word of the vocabulary, what fastText's ``.vec`` holds."""
+        return self.word_vectors(self.tokens, np.arange(self.nwords))
+
+
+def is_fasttext_bin(path) -> bool:
+    """Whether the file starts with fastText's magic number (for format detection; reads four bytes)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return len(head) == 4 and struct.unpack("<i", head)[0] == MAGIC
+
+
+def _fail(what: str, value) -> InputFormatError:
+    return InputFormatError(f"not a readable fastText .bin model: {what} {value}")
+
+
+def load_fasttext_bin(path) -> FastTextModel:
+    """Open a fastText ``.bin``: parse its arguments and dictionary and memory-map the input matrix."""
+    path = Path(path)
+    with in_file(path):
+        try:
+            size = os.path.getsize(path)
+            buf = np.memmap(path, np.uint8, "r") if size else np.zeros(0, np.uint8)
+        except OSError as e:
+            raise InputFormatError(f"cannot read it ({e.strerror or e})") from None
+        return _parse(path, buf, size)
+
+
+def _parse(path: Path, buf: np.ndarray, size: int) -> FastTextModel:
+    head = 8 + _ARGS.size + _DICT.size
+    if size < 8 or struct.unpack_from("<i", buf, 0)[0] != MAGIC:
+        raise InputFormatError("not a fastText .bin model (its first four bytes are not fastText's magic number)")
+    if size < head:
+        raise _fail("it ends inside its header, at byte", size)
+    version = struct.unpack_from("<i", buf, 4)[0]
+    if not 0 < version <= VERSION:
+        raise _fail("file format version", version)
+    dim, _ws, _epoch, _min_count, _neg, _word_ngrams, _loss, model, bucket, minn, maxn, _lr, _t = _ARGS.unpack_from(
+        buf, 8
+    )
+    if version == 11 and model == _SUPERVISED:
+        maxn = 0  # as fastText: old supervised models have no character n-grams
+    nentries, nwords, nlabels, _ntokens, prune_size = _DICT.unpack_from(buf, 8 + _ARGS.size)
+    for name, value, ok in (
+        ("dim", dim, 0 < dim <= size // 4),  # a vector must fit in the file
+        ("bucket", bucket, bucket >= 0 and (bucket > 0 or maxn <= 0)),
+        ("minn", minn, minn >= 0),
+        ("maxn", maxn, maxn >= 0),
+        ("dictionary size", nentries, 0 <= nentries <= (size - head) // 10),
+        ("word count", nwords, 0 <= nwords <= nentries),
+        ("label count", nlabels, nlabels == nentries - nwords),
+    ):
+        if not ok:
+            raise _fail(name, value)
+    starts, ends, pos = _scan_entries(buf, head, nentries)
+    if pos < 0:
+        raise _fail("it ends inside dictionary entry", -pos)
+    kept = kept_rows = np.zeros(0, np.int64)
+    if prune_size != -1:
+        if prune_size < 0 or pos + 8 * prune_size > size:
+            raise _fail("pruned n-gram count", prune_size)
+        kept, kept_rows = _pruned(buf[pos : pos + 8 * prune_size], bucket, prune_size)
+        pos += 8 * prune_size
+    if pos + 1 > size:
+        raise _fail("it ends before its input matrix, at byte", size)
+    quantizer = None
+    if buf[pos]:
+        rows = nwords + (bucket if prune_size == -1 else prune_size)
+        quantizer = _quantizer(buf, pos + 1, size, dim, rows, kept, kept_rows)
+        matrix = np.zeros((0, dim), np.float32)
+    else:
+        if prune_size != -1:
+            raise _fail("pruned dictionary without quantization (fastText refuses these too), pruned n-grams:",
+                        prune_size)
+        matrix = _dense(path, buf, pos, size, dim, nwords + bucket)
+
+    lengths = ends - starts
+    offsets = np.empty(nentries + 1, np.int64)
+    data = np.empty(int(lengths.sum()), np.uint8)
+    counts = np.empty(nentries, np.int64)
+    types = np.empty(nentries, np.int8)
+    _gather_words(buf, starts, ends, offsets, data, counts, types)
+    entries = pa.LargeStringArray.from_buffers(nentries, pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        entries.validate(full=True)
+    except pa.ArrowInvalid:
+        bad = next(i for i in range(nentries) if not _utf8(data[offsets[i] : offsets[i + 1]]))
+        raise _fail("dictionary entry that is not UTF-8, number", bad + 1) from None
+    if np.any(types[:nwords] != 0) or np.any(types[nwords:] != 1):
+        raise _fail("entry types out of order (words then labels), first bad entry", _first_bad(types, nwords) + 1)
+    return FastTextModel(path, version, dim, minn, maxn, bucket, nwords, model, entries, counts, matrix, quantizer,
+                         prune_size != -1)
+
+
+def _dense(path: Path, buf: np.ndarray, pos: int, size: int, dim: int, expected_rows: int) -> np.ndarray:
+    if pos + _MATRIX.size > size:
+        raise _fail("it ends before its input matrix, at byte", size)
+    _, rows, cols = _MATRIX.unpack_from(buf, pos)
+    if cols != dim:
+        raise _fail("input matrix columns", cols)
+    if rows != expected_rows:
+        raise _fail("input matrix rows", rows)
+    start = pos + _MATRIX.size
+    if start + rows * cols * 4 > size:
+        raise _fail("it ends inside its input matrix: rows", rows)
+    if rows * cols == 0:
+        return np.zeros((rows, cols), np.float32)
+    return np.memmap(path, np.float32, "r", offset=start, shape=(rows, cols))
+
+
+def _pruned(raw: np.ndarray, bucket: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kept buckets (sorted) and their rows from ``pruneidx``'s pairs; a repeated bucket keeps its last pair."""
+    pairs = raw.view("<i4").reshape(-1, 2).astype(np.int64)
+    bad = np.flatnonzero((pairs[:, 0] < 0) | (pairs[:, 0] >= bucket) | (pairs[:, 1] < 0) | (pairs[:, 1] >= count))
+    if len(bad):
+        raise _fail("pruned n-gram pair", f"{bad[0] + 1} ({pairs[bad[0], 0]}, {pairs[bad[0], 1]})")
+    order = np.argsort(pairs[:, 0], kind="stable")
+    keys, rows = pairs[order, 0], pairs[order, 1]
+    last = np.append(keys[1:] != keys[:-1], True) if len(keys) else np.zeros(0, bool)
+    return keys[last], rows[last]
+
+
+def _quantizer(buf, pos: int, size: int, dim: int, expected_rows: int, kept, kept_rows) -> Quantizer:
+    """Read a QuantMatrix at ``pos`` (after its quantized flag), checking every size against the file."""
+
+    def need(end, what, value):
+        if end > size:
+            raise _fail(f"it ends inside its quantized matrix ({what})", value)
+
+    need(pos + 21, "header, at byte", size)
+    qnorm, rows, cols, codesize = struct.unpack_from("<?2qi", buf, pos)
+    if cols != dim:
+        raise _fail("quantized matrix columns", cols)
+    if rows != expected_rows:
+        raise _fail("quantized matrix rows", rows)
+    pos += 21
+    need(pos + max(codesize, 0), "codes", codesize)
+    codes_at = pos
+    pos += max(codesize, 0)
+    centroids, pos, (qdim, nsubq, dsub, lastdsub) = _product_quantizer(buf, pos, need)
+    if qdim != dim or not (dsub >= 1 and 1 <= lastdsub <= dsub and nsubq >= 1 and (nsubq - 1) * dsub + lastdsub == dim):
+        raise _fail("product quantizer (dim, nsubq, dsub, lastdsub)", (qdim, nsubq, dsub, lastdsub))
+    if codesize != rows * nsubq:
+        raise _fail("quantized code size", codesize)
+    codes = buf[codes_at : codes_at + codesize].reshape(rows, nsubq)
+    norm_codes, norm_centroids = np.zeros(0, np.uint8), np.zeros(0, np.float32)
+    if qnorm:
+        need(pos + rows, "norm codes", rows)
+        norm_codes = buf[pos : pos + rows]
+        norm_centroids, pos, shape = _product_quantizer(buf, pos + rows, need)
+        if shape != (1, 1, 1, 1):
+            raise _fail("norm quantizer (dim, nsubq, dsub, lastdsub)", shape)
+    return Quantizer(codes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, kept, kept_rows)
+
+
+def _product_quantizer(buf: np.ndarray, pos: int, need) -> tuple[np.ndarray, int, tuple]:
+    """A ProductQuantizer's centroids (a float32 view), the position after it, and (dim, nsubq, dsub, lastdsub)."""
+    need(pos + 16, "product quantizer", pos)
+    shape = struct.unpack_from("<4i", buf, pos)
+    if shape[0] < 1:
+        raise _fail("product quantizer dim", shape[0])
+    end = pos + 16 + 4 * 256 * shape[0]
+    need(end, "centroids of dim", shape[0])
+    return buf[pos + 16 : end].view("<f4"), end, shape
+
+
+def _utf8(raw: np.ndarray) -> bool:
+    try:
+        raw.tobytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_bad(types: np.ndarray, nwords: int) -> int:
+    expected = (np.arange(len(types)) >= nwords).astype(np.int8)
+    return int(np.flatnonzero(types != expected)[0])

@@ -1,0 +1,95 @@
+"""Where numba caches the compiled kernels: somewhere writable, chosen before numba is imported.
+
+numba's own choice is ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` beside the package, else a per-user
+directory under ``$HOME``; where none of them is writable (a system install run by another user, a container with a
+read-only home) every ``cache=True`` kernel fails at import with "cannot cache function ...: no locator available".
+``configure`` (run by ``embedtool/__init__.py``, so before any kernel module) keeps numba's choice when it works and
+otherwise points ``NUMBA_CACHE_DIR`` at the first writable of: ``$XDG_CACHE_HOME/embedtool/numba`` (or
+``~/.cache/embedtool/numba``), then a private directory under the system's temporary one. Where nothing is writable,
+kernels compile without a cache, after a one-line note on stderr. Nothing here imports numba (``--help`` stays fast);
+only the last resort does, to switch caching off.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+#: The directory numba caches the package's kernels in: None for its default (``__pycache__`` beside the package
+#: or ``NUMBA_CACHE_DIR``), "" when nothing is writable and kernels are not cached.
+cache_dir: str | None = None
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _writable(path: Path) -> bool:
+    """Whether files can be created in ``path`` (made if missing). Tried for real: ``os.access`` says yes to root
+    even on a read-only bind mount's files, and to anyone for a directory that cannot be made."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tempfile.TemporaryFile(dir=path).close()
+        return True
+    except OSError:
+        return False
+
+
+def _private(path: Path) -> bool:
+    """Whether ``path`` is ours alone: numba loads pickled code from its cache, so a directory in a shared temporary
+    directory that another user made (or can write) must not be used."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def choose(package: Path = _PACKAGE, environ=os.environ) -> str | None:
+    """The cache directory to use: None for numba's default (``NUMBA_CACHE_DIR`` as set, or the package's
+    ``__pycache__``), a path, or "" for none writable."""
+    given = environ.get("NUMBA_CACHE_DIR")
+    if given and _writable(Path(given)):
+        return None
+    if not given and _writable(package / "__pycache__"):
+        return None
+    user = Path(environ.get("XDG_CACHE_HOME") or Path(environ.get("HOME") or "~").expanduser() / ".cache")
+    if _writable(user / "embedtool" / "numba"):
+        return str(user / "embedtool" / "numba")
+    temp = Path(tempfile.gettempdir()) / f"embedtool-numba-{os.getuid()}"
+    if _private(temp) and _writable(temp) and _private(temp):
+        return str(temp)
+    return ""
+
+
+def configure() -> None:
+    """Give numba's cache a writable home (``choose``) before numba reads its configuration."""
+    global cache_dir
+    cache_dir = choose()
+    if cache_dir:
+        os.environ["NUMBA_CACHE_DIR"] = cache_dir
+        if "numba.core.config" in sys.modules:  # numba came first (the caller's import): tell it directly
+            sys.modules["numba.core.config"].CACHE_DIR = cache_dir
+    elif cache_dir == "":
+        sys.stderr.write("embedtool: note: no writable directory for compiled kernels (the package's, "
+                         "NUMBA_CACHE_DIR, ~/.cache, the temporary directory): they compile on every run\n")
+        from numba.core.dispatcher import Dispatcher
+
+        Dispatcher.enable_caching = lambda self: None  # cache=True kernels then run uncached instead of failing
+
+
+def cached(index_name: str) -> bool:
+    """Whether the kernel module ``index_name`` (a file name stem such as "lookup") has compiled kernels cached:
+    used to announce a first compile."""
+    if cache_dir == "":
+        return False
+    if cache_dir:
+        root = Path(cache_dir)
+    elif os.environ.get("NUMBA_CACHE_DIR"):
+        root = Path(os.environ["NUMBA_CACHE_DIR"])
+    else:
+        return any((_PACKAGE / "__pycache__").glob(f"{index_name}.*.nbi"))
+    return any(root.glob(f"**/{index_name}.*.nbi"))

@@ -19,7 +19,10 @@ class _Group(TyperGroup):
     """Maps the library's errors to ``Error: <message>`` and exit 1, without a traceback."""
 
     def invoke(self, ctx):
+        from embedtool import kernel_cache
         from embedtool.errors import EmbedtoolError
+
+        kernel_cache.announce = True  # a first compile says so on stderr (``_run`` turns it off for --quiet)
 
         try:
             return super().invoke(ctx)
@@ -117,7 +120,8 @@ Threads = Annotated[
 ]
 Device = Annotated[
     str,
-    typer.Option("--device", help="auto: the GPU when one is usable, else the CPU; cuda: the GPU or an error; cpu."),
+    typer.Option("--device", help="auto: the GPU when one is usable, else the CPU (and the CPU for a small input); "
+                 "cuda: the GPU or an error; cpu."),
 ]
 Scheduler = Annotated[
     Optional[str],
@@ -133,6 +137,10 @@ def _run(weights, input, output, quiet, progress, scheduler, **options) -> None:
     """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: the summary, notes and OOV counts
     (unless --quiet)."""
     show = False if quiet else (True if progress else None)
+    if quiet:
+        from embedtool import kernel_cache
+
+        kernel_cache.announce = False
     if scheduler is None:
         from embedtool.pipeline import embed_path
 

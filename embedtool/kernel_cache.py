@@ -16,6 +16,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 #: The directory numba caches the package's kernels in: None for its default (``__pycache__`` beside the package
@@ -81,15 +82,47 @@ def configure() -> None:
         Dispatcher.enable_caching = lambda self: None  # cache=True kernels then run uncached instead of failing
 
 
-def cached(index_name: str) -> bool:
-    """Whether the kernel module ``index_name`` (a file name stem such as "lookup") has compiled kernels cached:
-    used to announce a first compile."""
-    if cache_dir == "":
-        return False
-    if cache_dir:
-        root = Path(cache_dir)
-    elif os.environ.get("NUMBA_CACHE_DIR"):
-        root = Path(os.environ["NUMBA_CACHE_DIR"])
-    else:
-        return any((_PACKAGE / "__pycache__").glob(f"{index_name}.*.nbi"))
-    return any(root.glob(f"**/{index_name}.*.nbi"))
+#: Whether the first compile of a process is announced on stderr: the CLI sets it (unless --quiet).
+announce = False
+#: What a first run compiles, measured on a 2-core machine (the demo's bag of GloVe text, the most of them).
+_ESTIMATE_SECONDS = 20
+_watch = None
+
+
+def watch_compiles() -> None:
+    """Time every numba compile from now on (``compile_seconds``), and announce the first one (``announce``).
+
+    Called by the kernel modules once numba is imported (``codegen``); cache loads are not compiles, so a warm
+    run says nothing."""
+    global _watch
+    if _watch is not None:
+        return
+    from numba.core import event
+
+    class Watch(event.Listener):
+        """Total seconds between the outermost start and end of "numba:compile" events (compiles are serialised
+        by numba's compiler lock, so one depth counter serves every thread)."""
+
+        depth, seconds, started = 0, 0.0, 0.0
+
+        def on_start(self, ev):
+            if self.depth == 0:
+                if announce and self.seconds == 0.0:
+                    sys.stderr.write(f"compiling kernels for this CPU, once: about {_ESTIMATE_SECONDS} s "
+                                     "(`embedtool compile` does it ahead of time)\n")
+                    sys.stderr.flush()
+                self.started = time.perf_counter()
+            self.depth += 1
+
+        def on_end(self, ev):
+            self.depth -= 1
+            if self.depth == 0:
+                self.seconds += time.perf_counter() - self.started
+
+    _watch = Watch()
+    event.register("numba:compile", _watch)
+
+
+def compile_seconds() -> float:
+    """Seconds spent compiling kernels in this process so far: run times subtract it, so rates are the work's."""
+    return 0.0 if _watch is None else _watch.seconds

@@ -311,7 +311,8 @@ def main() -> None:
 
 
 # The weight-table commands live in their own module; it imports nothing heavy at import time.
-from . import vectors_cmds  # noqa: E402
+from . import compile_cmd, vectors_cmds  # noqa: E402
 
 app.command()(vectors_cmds.convert)
 app.command()(vectors_cmds.lookup)
+app.command(name="compile")(compile_cmd.compile_kernels)

@@ -29,8 +29,8 @@ def compile_kernels(say: Callable[[str], None] = print) -> float:
     from .pipeline import embed_path
     from .vectors import load_vectors
 
-    saved = small.SMALL_WORK, small.SMALL_TEXT
-    small.SMALL_WORK = small.SMALL_TEXT = 0  # every call on the kernels
+    saved = small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB
+    small.SMALL_WORK = small.SMALL_TEXT = small.SMALL_VOCAB = -1  # every call on the kernels
     started = kernel_cache.compile_seconds()
     try:
         with tempfile.TemporaryDirectory(prefix="embedtool-compile-") as tmp:
@@ -62,5 +62,5 @@ def compile_kernels(say: Callable[[str], None] = print) -> float:
                         embed_path(weights, str(tmp / name), str(tmp / "out.arrow"), progress=False, device="cpu",
                                    **options)
     finally:
-        small.SMALL_WORK, small.SMALL_TEXT = saved
+        small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB = saved
     return kernel_cache.compile_seconds() - started

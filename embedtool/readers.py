@@ -272,12 +272,14 @@ def _text_batches(name, open_stream, as_tokens: bool, options: ReadOptions) -> I
 
 def _token_batches(chunk: bytes, first_line: int, options: ReadOptions) -> Iterator[Batch]:
     """A chunk of token lines as batches of at most ``batch_rows`` lines. The default tokenizer splits and looks up
-    in one compiled pass (``scan_space_tokens``); the others split with pyarrow compute, then look up."""
+    in one compiled pass (``scan_space_tokens``); the others, and small chunks, split with pyarrow compute, then look
+    up."""
     from .tokens import scan_space_tokens, split_lines, taking, tokenize
 
-    if options.tokenizer == "space":
-        ids, offsets, tokens_at = scan_space_tokens(chunk, first_line, options.mapper.vectors.token_index)
-    else:
+    index = options.mapper.vectors.token_index
+    if options.tokenizer == "space" and not (len(chunk) <= small.SMALL_TEXT and isinstance(index, small.TokenIndex)):
+        ids, offsets, tokens_at = scan_space_tokens(chunk, first_line, index)
+    else:  # other tokenizers, and a small chunk against a small vocabulary (no kernel to compile)
         lines = split_lines(chunk, first_line)
         tokens, offsets = tokenize(lines, options.tokenizer)
         ids, tokens_at = options.mapper.vectors.token_ids(tokens), taking(tokens)

@@ -136,3 +136,53 @@ def id_lines(chunk: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     offsets = np.zeros(len(rows) + 1, np.int64)
     np.cumsum([len(row) for row in rows], out=offsets[1:])
     return np.array([int(token) for row in rows for token in row], np.int64), offsets
+
+
+#: Largest vocabulary indexed in a dict, about 10 ms to build: above it ``vocab.TokenIndex``'s compiled hash table.
+SMALL_VOCAB = 1 << 16
+
+
+def token_index(tokens):
+    """The index of a vocabulary (a pyarrow string array): a ``TokenIndex`` dict for a small one, no kernel to
+    compile, else ``vocab.TokenIndex``."""
+    if len(tokens) <= SMALL_VOCAB:
+        return TokenIndex(tokens)
+    from .vocab import TokenIndex as Compiled
+
+    return Compiled(tokens)
+
+
+class TokenIndex:
+    """``vocab.TokenIndex`` of a small vocabulary, as a dict: the same ``first`` and ``lookup``. Batches of more
+    than ``SMALL_WORK`` queries, and the fused scan of large token text (``tokens.scan_space_tokens``, which reads
+    ``table``, ``offsets`` and ``data``), use the compiled index, built on first need."""
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+        self._rows: dict = {}
+        # A null token's bytes are empty, as the compiled index sees them.
+        self.first = np.array([self._rows.setdefault("" if t is None else t, i)
+                               for i, t in enumerate(tokens.to_pylist())], np.int64)
+        self._compiled = None
+
+    def lookup(self, queries) -> np.ndarray:
+        """The row of each query token (int64), -1 for a token not in the vocabulary or a null."""
+        from .vectors import as_strings
+
+        queries = as_strings(queries)
+        if len(queries) > SMALL_WORK:
+            return self.compiled().lookup(queries)
+        rows = self._rows
+        return np.array([-1 if q is None else rows.get(q, -1) for q in queries.to_pylist()], np.int64)
+
+    def compiled(self):
+        if self._compiled is None:
+            from .vocab import TokenIndex as Compiled
+
+            self._compiled = Compiled(self.tokens)
+        return self._compiled
+
+    def __getattr__(self, name):
+        if name in ("table", "offsets", "data"):
+            return getattr(self.compiled(), name)
+        raise AttributeError(name)

@@ -258,11 +258,11 @@ def split_lines(chunk: bytes, first_line: int) -> pa.StringArray:
 
 def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
     """Split lines into tokens with pyarrow compute, for the ``whitespace`` (any Unicode whitespace) and ``chars``
-    tokenizers (``space`` is ``scan_space_tokens``'s); returns flat tokens and int64 offsets (rows + 1). Empty tokens
-    are dropped."""
+    tokenizers, and ``space`` (the ASCII space only, as ``scan_space_tokens`` splits large chunks); returns flat
+    tokens and int64 offsets (rows + 1). Empty tokens are dropped."""
     if tokenizer == "chars":
         return _characters(lines)
-    split = pc.utf8_split_whitespace(lines)
+    split = pc.split_pattern(lines, " ") if tokenizer == "space" else pc.utf8_split_whitespace(lines)
     tokens = split.flatten()
     keep = pc.greater(pc.binary_length(tokens), 0)
     if pc.all(keep).as_py() is not False:

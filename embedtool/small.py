@@ -169,11 +169,13 @@ class TokenIndex:
         """The row of each query token (int64), -1 for a token not in the vocabulary or a null."""
         from .vectors import as_strings
 
-        queries = as_strings(queries)
-        if len(queries) > SMALL_WORK:
-            return self.compiled().lookup(queries)
+        if not (isinstance(queries, (list, tuple)) and all(isinstance(q, str) for q in queries)):
+            queries = as_strings(queries)  # (not for a list of str: pa.array would import pandas, 0.4 s)
+            if len(queries) > SMALL_WORK:
+                return self.compiled().lookup(queries)
+            queries = queries.to_pylist()
         rows = self._rows
-        return np.array([-1 if q is None else rows.get(q, -1) for q in queries.to_pylist()], np.int64)
+        return np.array([-1 if q is None else rows.get(q, -1) for q in queries], np.int64)
 
     def compiled(self):
         if self._compiled is None:

@@ -42,6 +42,7 @@ from . import small
 from .errors import InputFormatError, InvalidArgumentError
 from .progress import progress_bar
 from .vocab import compact_rows, string_buffers
+from .writers import strings
 
 #: Bytes parsed per step (and the most of a memory-mapped file held in memory at once).
 BLOCK_BYTES = 16 << 20
@@ -1016,7 +1017,7 @@ def _read_small(path: Path, opts: TextOptions) -> TextResult:
             continue
         tokens.append(token)
         kept.append(first_line + i)
-    return TextResult(matrix[: len(tokens)], pa.array(tokens, pa.string()), np.array(kept, np.int64),
+    return TextResult(matrix[: len(tokens)], strings(tokens), np.array(kept, np.int64),
                       len(lines) - len(tokens))
 
 

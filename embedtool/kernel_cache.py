@@ -55,13 +55,13 @@ def choose(package: Path = _PACKAGE, environ=os.environ) -> str | None:
     given = environ.get("NUMBA_CACHE_DIR")
     if given and _writable(Path(given)):
         return None
-    if not given and _writable(package / "__pycache__"):
+    if _writable(package / "__pycache__"):  # numba falls back to it from an unwritable NUMBA_CACHE_DIR
         return None
     user = Path(environ.get("XDG_CACHE_HOME") or Path(environ.get("HOME") or "~").expanduser() / ".cache")
     if _writable(user / "embedtool" / "numba"):
         return str(user / "embedtool" / "numba")
     temp = Path(tempfile.gettempdir()) / f"embedtool-numba-{os.getuid()}"
-    if _private(temp) and _writable(temp) and _private(temp):
+    if _private(temp) and _writable(temp) and _private(temp):  # checked again once made: it may have been raced
         return str(temp)
     return ""
 

@@ -24,7 +24,10 @@ class _Group(TyperGroup):
     """Maps the library's errors to ``Error: <message>`` and exit 1 (2 for a ``UsageError``), without a traceback."""
 
     def invoke(self, ctx):
+        from embedtool import kernel_cache
         from embedtool.errors import EmbedtoolError, UsageError
+
+        kernel_cache.announce = True  # a first compile says so on stderr (``_run`` turns it off for --quiet)
 
         try:
             return super().invoke(ctx)
@@ -123,7 +126,8 @@ Threads = Annotated[
 ]
 Device = Annotated[
     str,
-    typer.Option("--device", help="auto: the GPU when one is usable, else the CPU; cuda: the GPU or an error; cpu."),
+    typer.Option("--device", help="auto: the GPU when one is usable, else the CPU (and the CPU for a small input); "
+                 "cuda: the GPU or an error; cpu."),
 ]
 Scheduler = Annotated[
     Optional[str],
@@ -139,6 +143,10 @@ def _run(weights, input, output, quiet, progress, scheduler, weight_options: dic
     """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: the summary, notes and OOV counts
     (unless --quiet)."""
     show = False if quiet else (True if progress else None)
+    if quiet:
+        from embedtool import kernel_cache
+
+        kernel_cache.announce = False
     if scheduler is None:
         from embedtool.pipeline import embed_path
 
@@ -386,10 +394,11 @@ def _occupy_closed_streams() -> None:
 
 
 # The weight-table commands live in their own module; it imports nothing heavy at import time.
-from . import vectors_cmds  # noqa: E402
+from . import compile_cmd, vectors_cmds  # noqa: E402
 
 app.command()(vectors_cmds.convert)
 app.command()(vectors_cmds.lookup)
+app.command(name="compile")(compile_cmd.compile_kernels)
 
 from . import similar_cmds  # noqa: E402
 

@@ -6,10 +6,15 @@ Attributes are imported on first use, so ``import embedtool`` (and ``embedtool -
 import os
 from importlib import import_module
 
+from . import kernel_cache
+
 # OpenMP threads that spin while they wait stall every parallel kernel for a scheduler time slice (~16 ms measured)
 # whenever another thread or process holds a core, which the pipeline's reader and writer threads always do.
 # Passive waiting costs microseconds per kernel launch instead. The user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# numba caches the compiled kernels somewhere writable, whatever the install: never "no locator available".
+kernel_cache.configure()
 
 __version__ = "0.1.0"
 

@@ -31,7 +31,7 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import overload
 
-from . import core
+from . import core, small
 from .codegen import (HAS_F16C, prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill,
                       vector_max, wide_vectors)
 from .errors import InvalidArgumentError
@@ -443,6 +443,9 @@ def embedding_bag(
     array([[5., 0.],
            [3., 4.]], dtype=float32)
     """
+    if small.takes(input, weight, max_norm, device):  # no kernel to load or compile for a few bags
+        return small.embedding_bag(input, weight, offsets, mode, per_sample_weights, padding_idx, include_last_offset,
+                                   max_norm, norm_type, out=out, where=where)
     if _ready(input, weight, offsets, per_sample_weights, include_last_offset, max_norm, device):
         core.check_bag_mode(mode)
         core.check_max_norm(None, norm_type)

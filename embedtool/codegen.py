@@ -35,6 +35,10 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
+from . import kernel_cache
+
+kernel_cache.watch_compiles()  # every kernel module imports this one: its compiles are timed and announced
+
 
 @intrinsic
 def stack_array(typingctx, size, like):

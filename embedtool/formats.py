@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputFormatError, InvalidArgumentError
-from .writers import vectors_array
+from .writers import numpy_view, vectors_array
 
 FLOAT_TYPES = {pa.float16(): np.float16, pa.float32(): np.float32, pa.float64(): np.float64}
 #: Schema metadata keys of a store (and of a Parquet file written by embedtool), values JSON-encoded.
@@ -56,7 +56,7 @@ def _float_matrix(values: pa.Array, rows: int, dim: int, path, column: str) -> n
         raise InputFormatError(f"{path}: column {column!r} holds {values.type}, expected float16, float32 or float64")
     if values.null_count:
         raise InputFormatError(f"{path}: column {column!r} holds null values")
-    return values.to_numpy(zero_copy_only=False).reshape(rows, dim)
+    return numpy_view(values).reshape(rows, dim)
 
 
 def from_table(table: pa.Table, path) -> tuple[np.ndarray, pa.Array | None]:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import core
+from . import core, small
 from .codegen import HAS_F16C, prefetch, store_fence, stream_line, stream_scaled_line, vector_copy, wide_vectors
 
 _SCAN_CHUNK = 1 << 16
@@ -320,6 +320,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
     array([[[4., 5.],
             [0., 0.]]], dtype=float32)
     """
+    if small.takes(input, weight, max_norm, device):  # no kernel to load or compile for a few rows
+        return small.embedding(input, weight, padding_idx, max_norm, norm_type, out=out, where=where)
     if core.use_gpu(device, input, weight, out):
         from .gpu import embedding_cuda
 

@@ -17,18 +17,21 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from . import __version__, core, writers
+from . import __version__, core, kernel_cache, small, writers
 from .atomic import atomic_path, check_target, is_stream, refuse_aliases
 from .errors import GpuUnavailableError, InputFormatError, InvalidArgumentError, UsageError, in_file
 from .progress import progress_bar
 from .readers import (Batch, ReadOptions, Source, check_columns, column_batch, column_kind, open_sources,
                       shard_files)
-from .tokens import TokenMapper
 from .vectors import Vectors, load_vectors, weight_files
+
+if TYPE_CHECKING:  # tokens compiles numba kernels: imported only for inputs of tokens
+    from .tokens import TokenMapper
 
 BATCH_BYTES = 32 << 20  # output bytes per batch, about
 OUTPUT_DTYPES = ("float16", "float32", "float64")
@@ -109,7 +112,11 @@ class _Buffer:
 
 def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer: _Buffer | None = None):
     """The vectors of one batch on the CPU: ``ids.shape + (D,)`` embedded, or ``(rows, D)`` pooled."""
-    from .lookup import embedding
+    if small.takes(batch.ids, weight, options.max_norm):  # a few rows: NumPy, and numba never loads
+        from .small import embedding, embedding_bag
+    else:
+        from .bag import embedding_bag
+        from .lookup import embedding
 
     buffer = buffer or _Buffer()
     dim = weight.shape[1]
@@ -117,8 +124,6 @@ def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer
         shape = batch.ids.shape + (dim,)
         return embedding(batch.ids, weight, options.padding_idx, options.max_norm, options.norm_type,
                          out=buffer.get(shape, weight.dtype), where=batch.where)
-    from .bag import embedding_bag
-
     ids = batch.ids if batch.offsets is not None else batch.ids.reshape(batch.ids.shape[0], -1)
     psw = None if batch.weights is None else batch.weights.reshape(ids.shape)
     return embedding_bag(ids, weight, batch.offsets, options.mode, psw, padding_idx=options.padding_idx,
@@ -132,9 +137,13 @@ def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.
     if batch.zero is not None and batch.zero.size:
         values.reshape(-1, values.shape[-1])[batch.zero] = 0
     if options.output_dtype is not None and values.dtype != np.dtype(options.output_dtype):
-        from .lookup import to_float16
+        if options.output_dtype == "float16" and values.size > small.SMALL_WORK:
+            from .lookup import to_float16
 
-        values = to_float16(values) if options.output_dtype == "float16" else values.astype(options.output_dtype)
+            values = to_float16(values)
+        else:
+            with np.errstate(over="ignore"):  # beyond float16's range: inf, as to_float16 gives
+                values = values.astype(options.output_dtype)
     if options.mode is None and batch.offsets is not None:
         return writers.ragged_array(values, batch.offsets, options.vector_type)
     return writers.embedding_array(values, options.vector_type)
@@ -319,11 +328,16 @@ def embed_path(
     else:
         _no_vocabulary_options(weights_name, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback)
     summary = Summary(str(input), str(output), tuple(weight.shape), np.dtype(output_dtype or weight.dtype).name)
-    device_table = _device_table(weight, device, summary)
-    from . import lookup  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
+    small_input = _small_input(input, weight)  # on the CPU in NumPy: starting CUDA or numba would take longer
+    device_table = _device_table(weight, "cpu" if device == "auto" and small_input else device, summary)
+    kernels = device_table is None and not small_input
+    if kernels:
+        from . import lookup  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
+    if vectors.tokens is not None:
+        from . import tokens  # noqa: F401 - likewise for the token mapper's module, which imports numba
 
-    started = time.perf_counter()
-    with num_threads(threads):
+    started, compiling = time.perf_counter(), kernel_cache.compile_seconds()
+    with num_threads(threads) if kernels else contextlib.nullcontext():
         sources = open_sources(str(input), read)
         for source, target in zip(sources, targets, strict=True):
             summary.notes += source.notes
@@ -335,7 +349,7 @@ def embed_path(
                 _write_source(source, vectors, weights_name, sink, writers.output_format(str(target)), options,
                               read.mapper, device_table, progress, summary)
             summary.shards += 1
-    summary.seconds = time.perf_counter() - started
+    summary.seconds = time.perf_counter() - started - (kernel_cache.compile_seconds() - compiling)
     if read.mapper is not None:
         summary.oov = read.mapper.report() if read.mapper.oov_tokens else None
         summary.oov_policy, summary.oov_counts = read.mapper.policy, read.mapper.counts
@@ -437,7 +451,23 @@ def _no_vocabulary_options(weights_name: str, **given) -> None:
                                        "and these weights have no vocabulary (ids only)")
 
 
-def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) -> TokenMapper:
+def _small_input(input, weight: np.ndarray) -> bool:
+    """Whether ``input`` is a file (or directory of them) too small for any batch to need the kernels: its bytes
+    bound its ids (but for compressed Parquet, whose large batches would still go to the kernels), so numba, and
+    the thread count set for it, are left alone."""
+    if str(input) == "-":
+        return False
+    try:
+        path = Path(input)
+        size = sum(f.stat().st_size for f in shard_files(path)) if path.is_dir() else path.stat().st_size
+    except OSError:  # open_sources names the problem
+        return False
+    return size * max(1, weight.shape[1]) <= small.SMALL_WORK
+
+
+def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode):
+    from .tokens import TokenMapper
+
     mapper = TokenMapper.create(vectors, oov, unk_token, padding_idx, lowercase_fallback)
     if mode is not None and mapper.policy == "zero":
         raise InvalidArgumentError("--oov zero applies to embed; with bag use skip, unk or padding")

@@ -11,14 +11,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from . import core
+from . import core, small
 from .errors import InputFormatError, InvalidArgumentError, in_file
-from .tokens import TOKENIZERS, TokenMapper, parse_id_lines, scan_space_tokens, split_lines, taking, tokenize
+
+if TYPE_CHECKING:  # tokens compiles numba kernels: imported where text or tokens are read, not for ids in arrays
+    from .tokens import TokenMapper
 
 RAW_FORMATS = {"u16": np.uint16, "u32": np.uint32, "i32": np.int32, "i64": np.int64}
 INPUT_FORMATS = ("ids", "tokens", *RAW_FORMATS)
@@ -96,8 +98,11 @@ def open_sources(path: str, options: ReadOptions) -> list[Source]:
     """The sources of ``path``: one for a file or stdin (``-``), one per shard for a directory, in name order."""
     if options.input_format is not None and options.input_format not in INPUT_FORMATS:
         raise InvalidArgumentError(f"unknown --input-format {options.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
-    if options.tokenizer not in TOKENIZERS:
-        raise InvalidArgumentError(f"unknown --tokenizer {options.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+    if options.tokenizer != "space":
+        from .tokens import TOKENIZERS
+
+        if options.tokenizer not in TOKENIZERS:
+            raise InvalidArgumentError(f"unknown --tokenizer {options.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
     if options.seq_len is not None and options.input_format not in RAW_FORMATS:
         raise InvalidArgumentError("--seq-len applies to raw token-id input (--input-format u16, u32, i32 or i64)")
     if path == "-":
@@ -255,17 +260,26 @@ def _text_batches(name, open_stream, as_tokens: bool, options: ReadOptions) -> I
                 if as_tokens:
                     yield from _token_batches(chunk, first_line, options)
                 else:
-                    ids, offsets = parse_id_lines(chunk, first_line)
+                    parsed = small.id_lines(chunk)
+                    if parsed is None:
+                        from .tokens import parse_id_lines
+
+                        parsed = parse_id_lines(chunk, first_line)
+                    ids, offsets = parsed
                     batch = Batch(ids, offsets, ragged_where(offsets, first_line, "line", "column", 1), size=len(chunk))
                     yield from _split_rows(batch, options.batch_rows)
 
 
 def _token_batches(chunk: bytes, first_line: int, options: ReadOptions) -> Iterator[Batch]:
     """A chunk of token lines as batches of at most ``batch_rows`` lines. The default tokenizer splits and looks up
-    in one compiled pass (``scan_space_tokens``); the others split with pyarrow compute, then look up."""
-    if options.tokenizer == "space":
-        ids, offsets, tokens_at = scan_space_tokens(chunk, first_line, options.mapper.vectors.token_index)
-    else:
+    in one compiled pass (``scan_space_tokens``); the others, and small chunks, split with pyarrow compute, then look
+    up."""
+    from .tokens import scan_space_tokens, split_lines, taking, tokenize
+
+    index = options.mapper.vectors.token_index
+    if options.tokenizer == "space" and not (len(chunk) <= small.SMALL_TEXT and isinstance(index, small.TokenIndex)):
+        ids, offsets, tokens_at = scan_space_tokens(chunk, first_line, index)
+    else:  # other tokenizers, and a small chunk against a small vocabulary (no kernel to compile)
         lines = split_lines(chunk, first_line)
         tokens, offsets = tokenize(lines, options.tokenizer)
         ids, tokens_at = options.mapper.vectors.token_ids(tokens), taking(tokens)
@@ -526,6 +540,8 @@ def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapp
     if layout == "flat":
         where = lambda flat: f"row {first_row + flat}"  # noqa: E731
         if values == "tokens":
+            from .tokens import taking
+
             before = mapper.oov_tokens
             ids, _, zero, _ = mapper.map(mapper.vectors.token_ids(array), offsets, where, taking(array))
             return Batch(ids, None, where, zero=zero, oov=mapper.oov_tokens - before, weights=psw)
@@ -539,6 +555,8 @@ def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapp
     items = array.flatten()
     _no_null_items(items, offsets, first_row, " is null")
     if values == "tokens":
+        from .tokens import taking
+
         return _mapped(mapper.vectors.token_ids(items), offsets, taking(items), first_row, "row", "position", 0,
                        mapper, psw)
     return Batch(items.to_numpy(zero_copy_only=False), offsets, ragged_where(offsets, first_row, "row", "position", 0),

@@ -38,9 +38,11 @@ import pyarrow.compute as pc
 import numba
 from numba import njit, prange
 
+from . import small
 from .errors import InputFormatError, InvalidArgumentError
 from .progress import progress_bar
 from .vocab import compact_rows, string_buffers
+from .writers import strings
 
 #: Bytes parsed per step (and the most of a memory-mapped file held in memory at once).
 BLOCK_BYTES = 16 << 20
@@ -944,6 +946,8 @@ def _head(src: Source) -> np.ndarray:
 def read_text(path, compression: str | None, opts: TextOptions, progress: bool | None = None) -> TextResult:
     """Parse a GloVe or word2vec/fastText text file (header detected), compressed or not."""
     path = Path(path)
+    if compression is None and path.is_file() and path.stat().st_size <= small.SMALL_TEXT:
+        return _read_small(path, opts)
     target = _TARGETS[opts.dtype]
     with Source(path, compression) as src, progress_bar(f"reading {path.name}", src.size, "bytes", progress) as bar:
         head = _head(src)
@@ -987,6 +991,34 @@ def read_text(path, compression: str | None, opts: TextOptions, progress: bool |
             _check_count(path, count, done, opts.limit)
     lines = np.concatenate(lines) if lines else np.empty(0, np.int64)
     return TextResult(rows.result(), _concat_tokens(tokens), lines, done - rows.count)
+
+
+def _read_small(path: Path, opts: TextOptions) -> TextResult:
+    """``read_text`` of a small uncompressed file in Python, no kernel to compile: every row is settled as the
+    kernels leave their flagged rows to be settled (``parse_line``), so the result is the same."""
+    data = path.read_bytes()
+    if not data:
+        raise InputFormatError(f"{path}: empty file")
+    lines = data[3 if opts.utf8 and data.startswith(BOM) else 0 :].split(b"\n")
+    if len(lines) > 1 and lines[-1] == b"":  # the last line's newline
+        lines.pop()
+    count, dim = detect_layout(lines[:SAMPLE_LINES], path)
+    first_line = 2 if count is not None else 1
+    lines = lines[first_line - 1 :][: opts.limit]
+    _check_count(path, count, len(lines), opts.limit)
+    matrix = np.empty((len(lines), dim), opts.dtype)
+    tokens, kept = [], []
+    for i, line in enumerate(lines):
+        try:
+            token, matrix[len(tokens)] = parse_line(line, dim, opts)
+        except BadRow as e:
+            if opts.on_bad_row == "error":
+                raise InputFormatError(f"{path}:{first_line + i}: {e}") from None
+            continue
+        tokens.append(token)
+        kept.append(first_line + i)
+    return TextResult(matrix[: len(tokens)], strings(tokens), np.array(kept, np.int64),
+                      len(lines) - len(tokens))
 
 
 def _check_count(path, count, found, limit) -> None:

@@ -18,7 +18,7 @@ from numba import njit
 from .codegen import load_word, trailing_zeros
 from .errors import InputFormatError, InvalidArgumentError
 from .vocab import HASH_SEED, find, finish, mix, token_hash, word_at
-from .writers import from_numpy, string_array, strings
+from .writers import from_numpy, numpy_view, string_array, strings
 
 OOV_POLICIES = ("error", "unk", "padding", "skip", "zero")
 TOKENIZERS = ("space", "whitespace", "chars")
@@ -258,18 +258,19 @@ def split_lines(chunk: bytes, first_line: int) -> pa.StringArray:
 
 def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
     """Split lines into tokens with pyarrow compute, for the ``whitespace`` (any Unicode whitespace) and ``chars``
-    tokenizers (``space`` is ``scan_space_tokens``'s); returns flat tokens and int64 offsets (rows + 1). Empty tokens
-    are dropped."""
+    tokenizers, and ``space`` (the ASCII space only, as ``scan_space_tokens`` splits large chunks); returns flat
+    tokens and int64 offsets (rows + 1). Empty tokens are dropped."""
     if tokenizer == "chars":
         return _characters(lines)
-    split = pc.utf8_split_whitespace(lines)
+    split = pc.split_pattern(lines, " ") if tokenizer == "space" else pc.utf8_split_whitespace(lines)
     tokens = split.flatten()
-    keep = pc.greater(pc.binary_length(tokens), 0)
-    if pc.all(keep).as_py() is not False:
-        return tokens, split.offsets.to_numpy().astype(np.int64)
+    keep = numpy_view(pc.binary_length(tokens)) > 0  # in NumPy: pyarrow's conversions import pandas (0.4 s)
+    offsets = numpy_view(split.offsets).astype(np.int64)
+    if keep.all():
+        return tokens, offsets
     kept_before = np.zeros(len(tokens) + 1, np.int64)
-    np.cumsum(keep.to_numpy(zero_copy_only=False), out=kept_before[1:])
-    return tokens.filter(keep), kept_before[split.offsets.to_numpy()]
+    np.cumsum(keep, out=kept_before[1:])
+    return tokens.take(from_numpy(np.flatnonzero(keep))), kept_before[offsets]
 
 
 def taking(tokens: pa.Array):

@@ -105,9 +105,9 @@ class Vectors:
             source = self.metadata.get("source", "this table")
             raise InvalidArgumentError(f"{source} has no vocabulary: give a vocab file, or look rows up by id")
         if self._index is None:
-            from .vocab import TokenIndex
+            from .small import token_index
 
-            self._index = TokenIndex(self.tokens)
+            self._index = token_index(self.tokens)
         return self._index
 
     def ids(self, tokens, oov="error") -> np.ndarray:
@@ -364,9 +364,9 @@ def _read_sidecar(path: Path, rows: int, encoding: str, errors: str) -> pa.Array
 
 def _deduplicate(path, matrix, tokens, policy: str, lines):
     """Drop the rows of repeated tokens, keeping each token's first or last row; or raise for ``"error"``."""
-    from .vocab import TokenIndex, compact_rows, keep_unique
+    from .small import token_index
 
-    first = TokenIndex(tokens).first
+    first = token_index(tokens).first
     repeated = first != np.arange(len(first))
     if not repeated.any():
         return matrix, tokens, 0
@@ -376,6 +376,8 @@ def _deduplicate(path, matrix, tokens, policy: str, lines):
         if lines is not None:
             raise InputFormatError(f"{path}:{lines[i]}: duplicate token {token!r} (first at line {lines[first[i]]})")
         raise InputFormatError(f"{path}: row {i}: duplicate token {token!r} (first at row {first[i]})")
+    from .vocab import compact_rows, keep_unique
+
     keep = keep_unique(first, policy)
     # In place when the matrix is ours (parsed text): it may be most of memory.
     matrix = compact_rows(matrix, keep) if matrix.flags.writeable and matrix.flags.c_contiguous else matrix[keep]
@@ -479,9 +481,9 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
 
 
 def _check_unique(tokens) -> None:
-    from .vocab import TokenIndex
+    from .small import token_index
 
-    first = TokenIndex(tokens).first
+    first = token_index(tokens).first
     repeated = np.flatnonzero(first != np.arange(len(first)))
     if repeated.size:
         i = int(repeated[0])

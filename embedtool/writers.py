@@ -48,6 +48,12 @@ def from_numpy(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
 
 
+def numpy_view(values: pa.Array) -> np.ndarray:
+    """A fixed-width Arrow array without nulls as a read-only NumPy view (``to_numpy`` would import pandas)."""
+    dtype = values.type.to_pandas_dtype()
+    return np.frombuffer(values.buffers()[1], dtype)[values.offset : values.offset + len(values)]
+
+
 def string_array(data: bytes, offsets: np.ndarray) -> pa.StringArray:
     """Strings from UTF-8 ``data`` cut at ``offsets`` (n + 1), without a copy. Not validated."""
     offsets = np.ascontiguousarray(offsets, np.int32)

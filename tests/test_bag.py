@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import embedtool
 import naive
+from embedtool import small
 from embedtool.bag import _plan
 from embedtool.errors import BadIndexError, EmbedtoolError, InvalidArgumentError
 
@@ -19,6 +20,15 @@ MODES = ["sum", "mean", "max"]
 NORM_TYPES = [1.0, 2.0, 3.0, 0.5, math.inf]
 #: Per-row error of max_norm's renormalisation against torch (docs/semantics.md §1), relative to the row.
 RENORM_RTOL = {np.float16: 3 * 2.0**-10, np.float32: 1e-5, np.float64: 1e-12}
+
+
+@pytest.fixture(autouse=True, scope="module", params=["kernels", "numpy"])
+def path(request):
+    """Every test runs on both paths of ``embedding_bag``: the numba kernels and the NumPy path of small calls."""
+    saved = small.SMALL_WORK
+    small.SMALL_WORK = 0 if request.param == "kernels" else math.inf
+    yield request.param
+    small.SMALL_WORK = saved
 
 
 def bag(input, weight, offsets=None, mode="mean", per_sample_weights=None, padding_idx=None,

@@ -1,0 +1,207 @@
+"""Start-up of small jobs: where the compiled kernels are cached (any install, no traceback), the NumPy path that
+small inputs take without numba, the one-line compile notice, and ``embedtool compile``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedtool import kernel_cache, small
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+
+
+def _unwritable_install(tmp_path: Path) -> tuple[Path, dict]:
+    """A copy of the package where nothing numba would pick is writable, and the environment to run it in.
+
+    Tests run as root, where a read-only mode does not stop writes: the package's ``__pycache__`` and ``$HOME`` are
+    plain files instead, which no one can create a directory in. ``$TMPDIR`` is the only writable place left."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "embedtool", site / "embedtool", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "embedtool" / "__pycache__").write_text("not a directory")
+    home = tmp_path / "home"
+    home.write_text("not a directory")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), TMPDIR=str(temp), PYTHONPATH=str(site))
+    return site, env
+
+
+_EMBED = f"""
+import sys
+from embedtool import small
+small.SMALL_WORK = 0  # the kernels, whose cache is under test
+sys.argv = ["embedtool", "embed", {str(SAMPLE / "weights.npy")!r}, {str(SAMPLE / "ids.npy")!r}, "-o", "out.arrow", "-q"]
+from embedtool_cli.app import main
+main()
+"""
+
+
+def _embedded(tmp_path: Path) -> bool:
+    """Whether the run wrote what the kernels and the NumPy path both give."""
+    import pyarrow as pa
+
+    weight, ids = np.load(SAMPLE / "weights.npy"), np.load(SAMPLE / "ids.npy")
+    column = pa.ipc.open_file(tmp_path / "out.arrow").read_all().column("embedding").combine_chunks()
+    return np.array_equal(column.to_numpy_ndarray(), weight[ids])
+
+
+def test_kernels_cache_in_a_private_temporary_directory_when_package_and_home_are_unwritable(tmp_path):
+    site, env = _unwritable_install(tmp_path)
+    run = subprocess.run([sys.executable, "-c", _EMBED], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "" and _embedded(tmp_path)
+    assert list((tmp_path / "tmp" / f"embedtool-numba-{os.getuid()}").glob("**/lookup._gather-*.nbi"))
+
+
+def test_kernels_run_uncached_with_a_one_line_note_when_nothing_is_writable(tmp_path):
+    site, env = _unwritable_install(tmp_path)
+    env["TMPDIR"] = env["HOME"]  # a file: tempfile then falls back to /tmp, which this script takes away too
+    script = f"import tempfile; tempfile.tempdir = {env['HOME']!r}\n" + _EMBED
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert _embedded(tmp_path)
+    assert run.stderr.count("\n") == 1 and "compile on every run" in run.stderr, run.stderr
+
+
+def test_cache_choice_keeps_numba_default_where_the_package_is_writable(tmp_path):
+    assert kernel_cache.choose(tmp_path / "pkg", {"HOME": str(tmp_path)}) is None
+
+
+def test_cache_choice_keeps_a_writable_numba_cache_dir(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__pycache__").write_text("")
+    assert kernel_cache.choose(tmp_path / "pkg", {"NUMBA_CACHE_DIR": str(tmp_path / "c")}) is None
+
+
+def test_cache_choice_falls_back_to_the_user_cache_then_a_temporary_directory_then_none(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__pycache__").write_text("")  # a file: the package's cache cannot be made
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    environ = {"NUMBA_CACHE_DIR": str(blocked), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert kernel_cache.choose(tmp_path / "pkg", environ) == str(tmp_path / "xdg" / "embedtool" / "numba")
+    environ = {"HOME": str(blocked)}
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert kernel_cache.choose(tmp_path / "pkg", environ) == str(tmp_path / f"embedtool-numba-{os.getuid()}")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))
+    assert kernel_cache.choose(tmp_path / "pkg", environ) == ""
+
+
+def test_cache_choice_refuses_a_temporary_directory_others_can_write(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__pycache__").write_text("")
+    shared = tmp_path / f"embedtool-numba-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # another user could plant pickled code here
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert kernel_cache.choose(tmp_path / "pkg", {"HOME": str(tmp_path / "pkg" / "__pycache__")}) == ""
+
+
+def _cli(args: list[str], env: dict | None = None, code: str = "") -> subprocess.CompletedProcess:
+    """The CLI in a process of its own (``code`` runs first), printing the numba modules it imported at exit."""
+    script = (f"{code}\nimport atexit, sys\n"
+              "atexit.register(lambda: print('numba loaded' if 'numba' in sys.modules else 'no numba', file=sys.stderr))\n"
+              f"sys.argv = ['embedtool', *{args!r}]\nfrom embedtool_cli.app import main\nmain()\n")
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args", [
+    ["embed", str(SAMPLE / "weights.npy"), str(SAMPLE / "ids.npy")],
+    ["embed", str(SAMPLE / "weights.npy"), str(SAMPLE / "ids.txt"), "--padding-idx", "0", "--output-dtype", "float16"],
+    ["bag", str(SAMPLE / "weights.npy"), str(SAMPLE / "ids.npy"), "--mode", "max"],
+    ["bag", str(SAMPLE / "weights.npy"), str(SAMPLE / "ids.txt"), "--mode", "sum"],
+])
+def test_small_jobs_on_ids_never_import_numba_and_match_the_kernels(tmp_path, args):
+    small_run = _cli([*args, "-o", str(tmp_path / "small.arrow"), "-q"])
+    assert small_run.returncode == 0, small_run.stderr
+    assert small_run.stderr == "no numba\n"
+    kernel_run = _cli([*args, "-o", str(tmp_path / "kernels.arrow"), "-q"],
+                      code="from embedtool import small; small.SMALL_WORK = 0")
+    assert kernel_run.returncode == 0 and kernel_run.stderr.endswith("numba loaded\n"), kernel_run.stderr
+    import pyarrow as pa
+
+    tables = [pa.ipc.open_file(tmp_path / f"{name}.arrow").read_all() for name in ("small", "kernels")]
+    assert tables[0].equals(tables[1])
+
+
+def test_help_imports_no_numba():
+    run = _cli(["--help"])
+    assert run.returncode == 0 and run.stderr == "no numba\n", run.stderr
+
+
+def test_a_first_compile_is_announced_once_and_not_counted_as_work(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    force = "from embedtool import small; small.SMALL_WORK = 0"
+    args = ["embed", str(SAMPLE / "weights.npy"), str(SAMPLE / "ids.npy"), "-o", str(tmp_path / "o.arrow")]
+    first = _cli(args, env, force)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.startswith("compiling kernels for this CPU, once: about ")
+    assert first.stderr.count("compiling kernels") == 1
+    seconds = float(first.stderr.split(" lookups in ")[1].split(" s")[0])
+    assert seconds < 0.5  # the compile took seconds; the work, milliseconds
+    again = _cli(args, env, force)
+    assert "compiling" not in again.stderr
+    quiet = _cli([*args, "-q"], {**env, "NUMBA_CACHE_DIR": str(tmp_path / "other")}, force)
+    assert quiet.returncode == 0 and quiet.stderr == "numba loaded\n"
+
+
+def test_small_threshold_bounds_the_numpy_path():
+    weight = np.zeros((10, 4), np.float32)
+    assert small.takes(np.zeros(small.SMALL_WORK // 4, np.int64), weight)
+    assert not small.takes(np.zeros(small.SMALL_WORK // 4 + 1, np.int64), weight)
+    assert not small.takes([1], weight, max_norm=1.0)
+    assert not small.takes([1], weight, device="auto")
+    assert not small.takes([[1], [1, 2]], weight)  # ragged: the main path names the error
+
+
+def test_long_bags_fold_in_order_like_the_kernels(monkeypatch):
+    """A few long bags take the per-bag fold: maxima keep the first row's NaN and the first of +0 and -0, as the
+    kernels' strictly-greater rule does; bit for bit."""
+    from embedtool.bag import embedding_bag
+
+    weight = np.array([[np.nan, -0.0], [1.0, 0.0], [2.0, np.nan], [0.0, -0.0]], np.float32)
+    ids, offsets = np.array([0, 1, 2, 3, 3, 1, 2, 1, 3, 1]), np.array([0, 8])
+    for mode in ("max", "sum", "mean"):
+        mine = small.embedding_bag(ids, weight, offsets, mode=mode)
+        monkeypatch.setattr(small, "SMALL_WORK", 0)
+        theirs = embedding_bag(ids, weight, offsets, mode=mode)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(mine.view(np.uint32), theirs.view(np.uint32))
+    assert np.signbit(small.embedding_bag(ids, weight, offsets, mode="max")[:, 1]).all()
+
+
+def test_id_text_parsed_in_python_as_the_kernel_parses_it():
+    from embedtool.tokens import parse_id_lines
+
+    for chunk in [b"1 2 3\n4\n\n5 6", b"  +7 -3\t9\r\n00012345678 123456789012345678\n", b"", b"\n"]:
+        for mine, theirs in zip(small.id_lines(chunk), parse_id_lines(chunk, 1)):
+            np.testing.assert_array_equal(mine, theirs)
+            assert mine.dtype == theirs.dtype
+    for chunk in [b"1 a", b"1_0", b"1234567890123456789", b"-", b"1.0", "\u0661".encode()]:
+        assert small.id_lines(chunk) is None  # the kernel parses it and names the error
+
+
+def test_compile_command_compiles_and_says_where_the_cache_is(monkeypatch):
+    from typer.testing import CliRunner
+
+    from embedtool import precompile
+    from embedtool_cli.app import app
+
+    monkeypatch.setattr(precompile, "DIMS", (8,))
+    monkeypatch.setattr(precompile, "_DTYPES", ("float32",))
+    result = CliRunner().invoke(app, ["compile"])
+    assert result.exit_code == 0, result.output
+    assert "compiling: float32 tables of width 8" in result.output
+    assert "kernels compiled in " in result.output and small.SMALL_WORK == 1 << 20

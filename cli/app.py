@@ -39,6 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode=None,
     help="Embedding lookups from the shell: token ids or words in, vectors out as Arrow.",
 )
 
@@ -125,13 +126,14 @@ Scheduler = Annotated[
                  "local:N for a cluster of N local worker processes for this run. Needs embedtool[distributed]."),
 ]
 Resume = Annotated[bool, typer.Option("--resume", help="Skip the shards of a directory whose output already exists.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no OOV report and no summary: only notes "
+                                      "and errors.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the progress bar even when stderr is not a terminal.")]
 
 
 def _run(weights, input, output, quiet, progress, scheduler, **options) -> None:
-    """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: the summary, notes and OOV counts
-    (unless --quiet)."""
+    """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: notes (data left out, a fallback)
+    always; the OOV counts and the summary, which report progress, unless --quiet."""
     show = False if quiet else (True if progress else None)
     if scheduler is None:
         from embedtool.pipeline import embed_path
@@ -143,10 +145,11 @@ def _run(weights, input, output, quiet, progress, scheduler, **options) -> None:
         summary = embed_on_scheduler(scheduler, weights, input, output, progress=show, **options)
     for note in summary.notes:
         typer.echo(f"Note: {note}", err=True)
+    if quiet:
+        return
     if summary.oov:
         typer.echo(summary.oov, err=True)
-    if not quiet:
-        _print_summary(summary)
+    _print_summary(summary)
 
 
 @app.command()
@@ -182,18 +185,13 @@ def embed(
 
     Examples:
 
+    \b
         embedtool embed weights.npy ids.npy -o vectors.arrow --padding-idx 0      # .npy ids, any rank
-
         embedtool embed weights.npy ids.txt -o vectors.parquet                    # text: ids per line
-
         embedtool embed glove.arrow sentences.txt -o vectors.arrow --oov skip     # text: tokens per line
-
         embedtool embed glove.arrow docs.parquet -o out.arrow --column tokens --keep doc_id   # Arrow/Parquet
-
         embedtool embed weights.npy shards/ -o out/                               # a directory of shards
-
         embedtool embed weights.npy train.bin -o out.arrows --input-format u16 --seq-len 1024  # raw token ids
-
         cat ids.txt | embedtool embed weights.npy - -o - | next-step              # stdin to stdout
     """
     _run(weights, input, output, quiet, progress, scheduler, padding_idx=padding_idx, max_norm=max_norm,
@@ -237,10 +235,9 @@ def bag(
 
     Examples:
 
+    \b
         embedtool bag glove.arrow sentences.txt -o sentence_vectors.parquet --mode mean --oov skip
-
         embedtool bag weights.npy ids.npy -o pooled.arrow --mode max --padding-idx 0
-
         embedtool bag glove.arrow docs.parquet -o tfidf.arrow --mode sum --column tokens --weights-column tfidf
     """
     _run(weights, input, output, quiet, progress, scheduler, mode=mode, weights_column=weights_column,
@@ -273,6 +270,7 @@ def info(
 
     Example:
 
+    \b
         embedtool info weights.npy --json
     """
     from embedtool.info import table_info

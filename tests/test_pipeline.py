@@ -206,8 +206,8 @@ def test_token_file_policies(tmp_path, vocab):
     out = tmp_path / "o.arrow"
     ids = {w: i for i, w in enumerate(WORDS)}
 
-    # default policy: unk, since the vocabulary has <unk>; OOV report on stderr
-    result = invoke("embed", glove, tmp_path / "t.txt", "-o", out, "-q")
+    # default policy: unk, since the vocabulary has <unk>; OOV report on stderr (not under -q)
+    result = invoke("embed", glove, tmp_path / "t.txt", "-o", out)
     assert result.exit_code == 0, result.output
     assert "3 OOV tokens (unk); most frequent: 'dog' (1), 'MAT' (1), 'zebra' (1)" in result.output
     rows = ragged(read(out))

@@ -350,9 +350,10 @@ def _stdin_source(options: ReadOptions) -> Source:
         _check_arrow_options("stdin", options)
         try:
             reader = pa.ipc.open_stream(pa.PythonFile(stream, mode="r"))
-        except pa.ArrowInvalid as e:
-            raise InputFormatError(f"stdin: not a readable Arrow IPC stream ({e})") from None
-        return _record_batch_source("stdin", reader.schema, _stream_batches("stdin", reader), None, options)
+            reader.schema.names  # decoded now: a name of invalid UTF-8 is a damaged stream
+        except _ARROW_ERRORS as e:
+            raise InputFormatError(f"stdin: not a readable Arrow IPC stream ({one_line(e)})") from None
+        return _record_batch_source("stdin", reader.schema, lambda wanted: reader, None, options)
     if options.input_format in RAW_FORMATS:
         raise InvalidArgumentError("stdin: raw token-id input must be a file (it is memory-mapped)")
     return _text_source("stdin", lambda: stream, None, options)
@@ -369,33 +370,66 @@ def _check_arrow_options(name, options):
 
 
 def _arrow_source(p: Path, kind: str, options: ReadOptions) -> Source:
+    """An Arrow IPC file or stream, or a Parquet file. Only opening is tried here; the batches are read (and
+    checked) as the run goes."""
     _check_arrow_options(p.name, options)
     try:
         if kind == "stream":
             reader = pa.ipc.open_stream(pa.memory_map(str(p)))
-            return _record_batch_source(p.name, reader.schema, _stream_batches(p.name, reader), None, options)
-        import pyarrow.dataset as ds
+            schema, read, total = reader.schema, lambda wanted: reader, None
+        elif kind == "ipc":
+            reader = pa.ipc.open_file(pa.memory_map(str(p)))
+            schema, total = reader.schema, reader.count_rows()
+            read = lambda wanted: (reader.get_batch(i) for i in range(reader.num_record_batches))  # noqa: E731
+        else:
+            import pyarrow.parquet as pq
 
-        dataset = ds.dataset(str(p), format="parquet" if kind == "parquet" else "ipc")
-        schema = dataset.schema
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputFormatError(f"{p.name}: not a readable {kind} file ({e})") from None
-    column = check_columns(p.name, schema, options, options.make_mapper is not None)
-    wanted = [c for c in dict.fromkeys((column, *options.keep, options.weights_column)) if c is not None]
-    batches = (b for b in dataset.to_batches(columns=wanted, batch_size=options.batch_rows or 65536))
-    return _record_batch_source(p.name, schema, _guard(p.name, batches), dataset.count_rows(), options)
+            parquet = pq.ParquetFile(str(p))
+            schema, total = parquet.schema_arrow, parquet.metadata.num_rows
+            read = lambda wanted: parquet.iter_batches(batch_size=options.batch_rows or 65536,  # noqa: E731
+                                                       columns=wanted)
+        schema.names  # decoded now: a name of invalid UTF-8 is a damaged file
+    except _ARROW_ERRORS as e:
+        raise InputFormatError(f"{p.name}: not a readable {kind} file ({one_line(e)})") from None
+    return _record_batch_source(p.name, schema, read, total, options)
 
 
-def _stream_batches(name, reader):
-    return _guard(name, iter(reader))
+#: What pyarrow raises on a damaged file: its own errors, I/O errors, and undecodable names in a schema.
+_ARROW_ERRORS = (pa.ArrowException, OSError, ValueError)
 
 
-def _guard(name, batches):
-    """Turn Arrow's read errors (a truncated stream, a corrupt page) into errors that name the file."""
+def one_line(error: Exception) -> str:
+    """An error's message on one line (pyarrow's Parquet errors span several)."""
+    return " ".join(str(error).split())
+
+
+def _wanted(column: str, options: ReadOptions) -> list[str]:
+    """The columns read from an Arrow input: the ids, then ``--keep`` and ``--weights-column``."""
+    return [c for c in dict.fromkeys((column, *options.keep, options.weights_column)) if c is not None]
+
+
+def _checked(name, read, wanted: list[str]) -> Iterator[pa.RecordBatch]:
+    """The ``wanted`` columns of each record batch, fully validated before any kernel reads them: a damaged file
+    (offsets past the data, lengths that disagree, invalid UTF-8) must raise here, not crash a kernel or abort in
+    Arrow. Full validation reads every byte of those columns once, as the lookup does anyway. Read errors (a
+    truncated stream, a corrupt page) become one line naming the file and the batch."""
+    index = row = 0
     try:
-        yield from batches
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputFormatError(f"{name}: cannot read the input ({e})") from None
+        batches = iter(read(wanted))
+    except _ARROW_ERRORS as e:
+        raise InputFormatError(f"{name}: cannot read the input ({one_line(e)})") from None
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            batch = batch.select(wanted)
+            batch.validate(full=True)
+        except _ARROW_ERRORS as e:
+            raise InputFormatError(f"{name}: cannot read record batch {index} (from row {row}): "
+                                   f"{one_line(e)}") from None
+        yield batch
+        index, row = index + 1, row + batch.num_rows
 
 
 def _value_kind(t: pa.DataType) -> str | None:
@@ -473,7 +507,8 @@ def _is_list(t: pa.DataType) -> bool:
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
-def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> Source:
+def _record_batch_source(name, schema, read, total, options: ReadOptions) -> Source:
+    """The source of an Arrow input; ``read(wanted)`` gives its record batches (at least the ``wanted`` columns)."""
     column = check_columns(name, schema, options, options.make_mapper is not None)
     layout, values = column_kind(schema.field(column).type)
     if values == "tokens" and options.mapper is None:
@@ -485,7 +520,8 @@ def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> 
     row_shape = (schema.field(column).type.list_size,) if layout == "fixed" else ()
     keep_fields = [schema.field(k) for k in options.keep]
     return Source(name, layout == "list", row_shape,
-                  _arrow_batches(name, batches, column, layout, values, options), keep_fields, total)
+                  _arrow_batches(name, _checked(name, read, _wanted(column, options)), column, layout, values,
+                                 options), keep_fields, total)
 
 
 def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) -> Iterator[Batch]:

@@ -376,7 +376,7 @@ def test_truncated_arrow_stream_and_not_arrow(tmp_path, weight):
     data = sink.getvalue().to_pybytes()
     (tmp_path / "cut.arrows").write_bytes(data[: len(data) // 2])
     result = invoke("embed", tmp_path / "w.npy", tmp_path / "cut.arrows", "-o", tmp_path / "o.arrow")
-    assert_failed(result, "cut.arrows: cannot read the input", tmp_path / "o.arrow")
+    assert_failed(result, "cut.arrows: cannot read record batch 24 (from row 24000): ", tmp_path / "o.arrow")
     (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
     result = invoke("embed", tmp_path / "w.npy", tmp_path / "junk.parquet", "-o", tmp_path / "o.arrow")
     assert_failed(result, "junk.parquet: not a readable parquet file", tmp_path / "o.arrow")

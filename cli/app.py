@@ -113,6 +113,10 @@ OutputDtype = Annotated[Optional[str], typer.Option("--output-dtype", help="Cast
 BatchRows = Annotated[
     Optional[int], typer.Option("--batch-rows", min=1, help="Input rows (lines) per record batch (default: about 32 MB of output).")
 ]
+MaxLineBytes = Annotated[
+    Optional[int], typer.Option("--max-line-bytes", min=1, help="The longest line of a text input, in bytes "
+                                "(default 64 MiB): a line is one row, held whole in memory; a longer one is an error.")
+]
 Threads = Annotated[
     Optional[int], typer.Option("--threads", min=1, help="Threads for the kernels (default: all cores but one).")
 ]
@@ -170,6 +174,7 @@ def embed(
     lowercase_fallback: LowercaseFallback = False,
     output_dtype: OutputDtype = None,
     batch_rows: BatchRows = None,
+    max_line_bytes: MaxLineBytes = None,
     threads: Threads = None,
     device: Device = "auto",
     scheduler: Scheduler = None,
@@ -197,7 +202,8 @@ def embed(
     _run(weights, input, output, quiet, progress, scheduler, padding_idx=padding_idx, max_norm=max_norm,
          norm_type=norm_type, input_format=input_format, column=column, keep=keep, tokenizer=tokenizer,
          seq_len=seq_len, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
-         output_dtype=output_dtype, batch_rows=batch_rows, threads=threads, device=device, resume=resume)
+         output_dtype=output_dtype, batch_rows=batch_rows, max_line_bytes=max_line_bytes, threads=threads,
+         device=device, resume=resume)
 
 
 @app.command()
@@ -222,6 +228,7 @@ def bag(
     lowercase_fallback: LowercaseFallback = False,
     output_dtype: OutputDtype = None,
     batch_rows: BatchRows = None,
+    max_line_bytes: MaxLineBytes = None,
     threads: Threads = None,
     device: Device = "auto",
     scheduler: Scheduler = None,
@@ -243,8 +250,8 @@ def bag(
     _run(weights, input, output, quiet, progress, scheduler, mode=mode, weights_column=weights_column,
          padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
          keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov, unk_token=unk_token,
-         lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, batch_rows=batch_rows, threads=threads,
-         device=device, resume=resume)
+         lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, batch_rows=batch_rows,
+         max_line_bytes=max_line_bytes, threads=threads, device=device, resume=resume)
 
 
 def _print_summary(summary) -> None:

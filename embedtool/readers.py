@@ -24,6 +24,8 @@ RAW_FORMATS = {"u16": np.uint16, "u32": np.uint32, "i32": np.int32, "i64": np.in
 INPUT_FORMATS = ("ids", "tokens", *RAW_FORMATS)
 ARROW_SUFFIXES = {".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "stream", ".parquet": "parquet"}
 _IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
+#: The longest text input line read by default (``--max-line-bytes``): a line is one row, held whole in memory.
+MAX_LINE_BYTES = 64 << 20
 
 
 @dataclass
@@ -78,6 +80,7 @@ class ReadOptions:
     batch_rows: int | None = None
     chunk_bytes: int = 1 << 20
     max_ids: int = 1 << 20  # ids per batch of an Arrow input (about 32 MB of output)
+    max_line_bytes: int | None = None  # a longer text line is refused (None: MAX_LINE_BYTES)
     mapper: TokenMapper | None = None  # set when tokens are mapped through a vocabulary
     make_mapper: Callable | None = None  # builds ``mapper`` when a source turns out to need one
 
@@ -224,10 +227,14 @@ def _text_source(name: str, open_stream, total: int | None, options: ReadOptions
     return Source(name, True, (), _text_batches(name, open_stream, as_tokens, options), total=total, unit="bytes")
 
 
-def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """Chunks of whole lines (the last line gets its missing newline) and their first line numbers."""
+def _line_chunks(stream, chunk_bytes: int, max_line_bytes: int, name: str) -> Iterator[tuple[bytes, int]]:
+    """Chunks of whole lines (the last line gets its missing newline) and their first line numbers.
+
+    A line longer than a chunk is gathered piece by piece (joined once: linear time) and refused once it exceeds
+    ``max_line_bytes``: a line is one row, held whole, so the limit bounds the memory a line can take."""
     first_line = 1
-    rest = b""
+    pending: list[bytes] = []  # the pieces of the line not finished yet
+    pending_bytes = 0
     bom = True
     while True:
         data = stream.read(chunk_bytes)
@@ -236,21 +243,34 @@ def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
             bom = False
         if not data:
             break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            rest = data
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+        if ends.size == 0:
+            pending.append(data)
+            pending_bytes += len(data)
+            _line_fits(pending_bytes, first_line, max_line_bytes, name)
             continue
-        yield data[:cut], first_line
-        first_line += int(np.count_nonzero(np.frombuffer(data, np.uint8, cut) == 10))  # 6x bytes.count's speed
-        rest = data[cut:]
-    if rest:
-        yield rest + b"\n", first_line
+        lengths = np.diff(ends, prepend=-1 - pending_bytes) - 1
+        longest = int(np.argmax(lengths))
+        _line_fits(int(lengths[longest]), first_line + longest, max_line_bytes, name)
+        cut = int(ends[-1]) + 1
+        yield b"".join([*pending, data[:cut]]) if pending else data[:cut], first_line
+        first_line += ends.size
+        pending = [data[cut:]] if cut < len(data) else []
+        pending_bytes = len(data) - cut
+    if pending:
+        yield b"".join(pending) + b"\n", first_line
+
+
+def _line_fits(length: int, line: int, max_line_bytes: int, name: str) -> None:
+    if length > max_line_bytes:
+        raise InputFormatError(f"{name}: line {line} is longer than {max_line_bytes:,} bytes (a line is one row, "
+                               "held whole in memory; --max-line-bytes raises the limit)")
 
 
 def _text_batches(name, open_stream, as_tokens: bool, options: ReadOptions) -> Iterator[Batch]:
     with open_stream() as stream:
-        for chunk, first_line in _line_chunks(stream, options.chunk_bytes):
+        for chunk, first_line in _line_chunks(stream, options.chunk_bytes,
+                                                 options.max_line_bytes or MAX_LINE_BYTES, name):
             with in_file(name):
                 if as_tokens:
                     yield from _token_batches(chunk, first_line, options)

@@ -124,3 +124,83 @@ def test_damaged_parquet_page_is_one_line(tmp_path):
     result = cli("embed", SAMPLE / "weights.npy", tmp_path / "bad.parquet", "-o", tmp_path / "out.arrow",
                  "--column", "ids")
     failed_in_one_line(result, "bad.parquet: ", tmp_path)
+
+
+# ---- case 13: one long line
+
+
+LONG_LINE = 64_000_000  # bytes: 16M ids of "123 ", just under the default limit (64 MiB)
+
+MEASURED = textwrap.dedent("""
+    import resource, subprocess, sys, time
+    started = time.perf_counter()
+    run = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    print(run.returncode, seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+    sys.stderr.write(run.stderr)
+""")
+
+
+def measured(*args):
+    """Run the CLI in a fresh process: its return code, stderr, seconds and peak RSS (bytes)."""
+    run = subprocess.run([sys.executable, "-c", MEASURED, str(EMBEDTOOL), *map(str, args)], capture_output=True,
+                         text=True, timeout=300)
+    code, seconds, peak = run.stdout.split()
+    return int(code), run.stderr, float(seconds), int(peak)
+
+
+def test_a_64_mb_text_line_reads_in_bounded_memory_or_is_refused_early(tmp_path):
+    with open(tmp_path / "long.txt", "wb") as f:
+        f.write(b"1 2\n" + b"123 " * (LONG_LINE // 4) + b"\n7\n")
+    (tmp_path / "short.txt").write_bytes(b"1 2\n123\n7\n")
+    bag = ["bag", SAMPLE / "weights.npy", "--mode", "max"]  # the max of 16M equal rows is exactly that row
+    code, err, base_seconds, base_peak = measured(*bag, tmp_path / "short.txt", "-o", tmp_path / "short.arrow", "-q")
+    assert code == 0, err
+    code, err, seconds, peak = measured(*bag, tmp_path / "long.txt", "-o", tmp_path / "long.arrow", "-q")
+    assert code == 0, err
+    pooled = pa.ipc.open_file(str(tmp_path / "long.arrow")).read_all().column("embedding").combine_chunks()
+    weight = np.load(SAMPLE / "weights.npy")
+    expected = [np.maximum(weight[1], weight[2]), weight[123], weight[7]]
+    np.testing.assert_array_equal(pooled.flatten().to_numpy().reshape(3, -1), expected)
+    assert peak - base_peak < 6 * LONG_LINE, (peak, base_peak)  # the line, its 16M ids, their parse: linear
+    assert seconds - base_seconds < 60, (seconds, base_seconds)
+
+    code, err, seconds, peak = measured(*bag, tmp_path / "long.txt", "-o", tmp_path / "refused.arrow",
+                                        "--max-line-bytes", 8_000_000)
+    assert code == 1
+    assert err == ("Error: long.txt: line 2 is longer than 8,000,000 bytes (a line is one row, held whole in memory; "
+                   "--max-line-bytes raises the limit)\n")
+    assert peak - base_peak < 64 << 20, (peak, base_peak)  # stopped after about 8 MB, not the 64 MB line
+    assert not (tmp_path / "refused.arrow").exists()
+
+
+def test_reading_a_long_line_in_small_pieces_is_linear():
+    """A 64 MB line read 4 KiB at a time: joining each piece onto the rest (quadratic: 16K copies of up to 64 MB)
+    took minutes; gathering the pieces and joining once takes well under a second."""
+    script = textwrap.dedent("""
+        import io, time
+        from embedtool.readers import _line_chunks
+        data = b"1 " * (64_000_000 // 2) + b"\\n2\\n"
+        started = time.perf_counter()
+        chunks = list(_line_chunks(io.BytesIO(data), 1 << 12, 1 << 30, "long.txt"))
+        print(time.perf_counter() - started)
+        assert b"".join(c for c, _ in chunks) == data and chunks[0][1] == 1
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert float(run.stdout) < 20
+
+
+def test_a_glove_line_over_the_limit_is_refused_without_reading_it_whole(tmp_path):
+    from embedtool.textformat import MAX_LINE_BYTES
+
+    with open(tmp_path / "g.txt", "wb") as f:
+        f.write(b"a 1 2\nb 3 4\nx" + b" 1" * (MAX_LINE_BYTES // 2 + 1) + b"\nc 5 6\n")
+    (tmp_path / "small.txt").write_bytes(b"a 1 2\nb 3 4\nc 5 6\n")
+    code, err, _, base_peak = measured("info", tmp_path / "small.txt")
+    assert code == 0, err
+    code, err, _, peak = measured("info", tmp_path / "g.txt")
+    assert code == 1
+    assert err == (f"Error: {tmp_path / 'g.txt'}:3: line is longer than {MAX_LINE_BYTES:,} bytes (a row is a token "
+                   "and its numbers; is this a text embedding file?)\n")
+    assert peak - base_peak < 2 * MAX_LINE_BYTES, (peak, base_peak)

@@ -53,6 +53,20 @@ def test_list_offsets_past_the_data_are_refused_naming_the_file_and_batch(tmp_pa
     assert not (tmp_path / "out.arrow").exists()
 
 
+def test_damaged_arrow_stream_on_stdin_is_refused(tmp_path):
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, list_table().schema) as w:
+        w.write_table(list_table(), max_chunksize=3)
+    data = bytearray(sink.getvalue().to_pybytes())
+    offsets = (np.arange(4, dtype=np.int32) * 3).tobytes()  # each batch's list offsets: 0 3 6 9
+    at = bytes(data).index(offsets, bytes(data).index(offsets) + 1)  # the second batch's
+    data[at + 12 : at + 16] = np.int32(-5).tobytes()
+    run = subprocess.run([str(EMBEDTOOL), "embed", str(SAMPLE / "weights.npy"), "-", "-o", str(tmp_path / "o.arrow"),
+                          "--column", "ids"], input=bytes(data), capture_output=True, timeout=300)
+    failed_in_one_line(subprocess.CompletedProcess(run.args, run.returncode, "", run.stderr.decode()),
+                       "stdin: cannot read record batch 1 (from row 3): ", tmp_path)
+
+
 def test_string_offsets_past_the_data_are_refused(tmp_path):
     data = write_ipc(list_table().select(["word"]), tmp_path / "in.arrow")
     offsets = np.array([0, 3, 5, 8], np.int32)  # "the", "of", "and"

@@ -47,6 +47,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode=None,
     help="Embedding lookups from the shell: token ids or words in, vectors out as Arrow.",
 )
 
@@ -121,6 +122,10 @@ VectorType = Annotated[
 BatchRows = Annotated[
     Optional[int], typer.Option("--batch-rows", min=1, help="Input rows (lines) per record batch (default: about 32 MB of output).")
 ]
+MaxLineBytes = Annotated[
+    Optional[int], typer.Option("--max-line-bytes", min=1, help="The longest line of a text input, in bytes "
+                                "(default 64 MiB): a line is one row, held whole in memory; a longer one is an error.")
+]
 Threads = Annotated[
     Optional[int], typer.Option("--threads", min=1, help="Threads for the kernels (default: all cores but one).")
 ]
@@ -135,13 +140,14 @@ Scheduler = Annotated[
                  "local:N for a cluster of N local worker processes for this run. Needs embedtool[distributed]."),
 ]
 Resume = Annotated[bool, typer.Option("--resume", help="Skip the shards of a directory whose output already exists.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no OOV report and no summary: only notes "
+                                      "and errors.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the progress bar even when stderr is not a terminal.")]
 
 
 def _run(weights, input, output, quiet, progress, scheduler, weight_options: dict, **options) -> None:
-    """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: the summary, notes and OOV counts
-    (unless --quiet)."""
+    """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: notes (data left out, a fallback)
+    always; the OOV counts and the summary, which report progress, unless --quiet."""
     show = False if quiet else (True if progress else None)
     if quiet:
         from embedtool import kernel_cache
@@ -158,10 +164,11 @@ def _run(weights, input, output, quiet, progress, scheduler, weight_options: dic
                                      weight_options=weight_options, **options)
     for note in summary.notes:
         typer.echo(f"Note: {note}", err=True)
+    if quiet:
+        return
     if summary.oov:
         typer.echo(summary.oov, err=True)
-    if not quiet:
-        _print_summary(summary)
+    _print_summary(summary)
 
 
 @app.command()
@@ -183,6 +190,7 @@ def embed(
     output_dtype: OutputDtype = None,
     vector_type: VectorType = "fixed",
     batch_rows: BatchRows = None,
+    max_line_bytes: MaxLineBytes = None,
     threads: Threads = None,
     device: Device = "auto",
     scheduler: Scheduler = None,
@@ -206,18 +214,13 @@ def embed(
 
     Examples:
 
+    \b
         embedtool embed weights.npy ids.npy -o vectors.arrow --padding-idx 0      # .npy ids, any rank
-
         embedtool embed weights.npy ids.txt -o vectors.parquet                    # text: ids per line
-
         embedtool embed glove.arrow sentences.txt -o vectors.arrow --oov skip     # text: tokens per line
-
         embedtool embed glove.arrow docs.parquet -o out.arrow --column tokens --keep doc_id   # Arrow/Parquet
-
         embedtool embed weights.npy shards/ -o out/                               # a directory of shards
-
         embedtool embed weights.npy train.bin -o out.arrows --input-format u16 --seq-len 1024  # raw token ids
-
         cat ids.txt | embedtool embed weights.npy - -o - | next-step              # stdin to stdout
     """
     _run(weights, input, output, quiet, progress, scheduler,
@@ -225,7 +228,8 @@ def embed(
          padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
          keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov, unk_token=unk_token,
          lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, vector_type=vector_type,
-         batch_rows=batch_rows, threads=threads, device=device, resume=resume)
+         batch_rows=batch_rows, max_line_bytes=max_line_bytes, threads=threads, device=device,
+         resume=resume)
 
 
 @app.command()
@@ -251,6 +255,7 @@ def bag(
     output_dtype: OutputDtype = None,
     vector_type: VectorType = "fixed",
     batch_rows: BatchRows = None,
+    max_line_bytes: MaxLineBytes = None,
     threads: Threads = None,
     device: Device = "auto",
     scheduler: Scheduler = None,
@@ -272,10 +277,9 @@ def bag(
 
     Examples:
 
+    \b
         embedtool bag glove.arrow sentences.txt -o sentence_vectors.parquet --mode mean --oov skip
-
         embedtool bag weights.npy ids.npy -o pooled.arrow --mode max --padding-idx 0
-
         embedtool bag glove.arrow docs.parquet -o tfidf.arrow --mode sum --column tokens --weights-column tfidf
     """
     _run(weights, input, output, quiet, progress, scheduler,
@@ -283,7 +287,8 @@ def bag(
          mode=mode, weights_column=weights_column, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
          input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov,
          unk_token=unk_token, lowercase_fallback=lowercase_fallback, output_dtype=output_dtype,
-         vector_type=vector_type, batch_rows=batch_rows, threads=threads, device=device, resume=resume)
+         vector_type=vector_type, batch_rows=batch_rows, max_line_bytes=max_line_bytes, threads=threads,
+         device=device, resume=resume)
 
 
 def _print_summary(summary) -> None:
@@ -320,6 +325,7 @@ def info(
 
     Example:
 
+    \b
         embedtool info weights.npy --json --stats
     """
     from embedtool.info import describe, table_stats

@@ -65,8 +65,8 @@ def convert(
 
     Example:
 
+    \b
         embedtool convert glove.840B.300d.txt glove.arrow --on-bad-row skip
-
         embedtool convert model.safetensors words.npy --tensor embeddings.word_embeddings.weight --vocab vocab.txt
     """
     import time
@@ -104,8 +104,8 @@ def lookup(
 
     Example:
 
+    \b
         embedtool lookup glove.arrow king queen
-
         embedtool lookup weights.npy 0 17 --json
     """
     import json

@@ -300,6 +300,7 @@ def embed_path(
     resume: bool = False,
     device: str = "auto",
     weight_options: dict | None = None,
+    max_line_bytes: int | None = None,
 ) -> Summary:
     """Embed (or pool, with ``mode``) every row of ``input`` and write ``output``; the engine of the CLI.
 
@@ -321,7 +322,8 @@ def embed_path(
     options.check(weight)
     read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), weights_column=weights_column,
                        tokenizer=tokenizer, seq_len=seq_len, batch_rows=batch_rows, chunk_bytes=_chunk_bytes(weight),
-                       max_ids=max(1, BATCH_BYTES // max(1, weight.shape[1] * weight.dtype.itemsize)))
+                       max_ids=max(1, BATCH_BYTES // max(1, weight.shape[1] * weight.dtype.itemsize)),
+                       max_line_bytes=max_line_bytes)
     weights_name = Path(str(vectors.metadata.get("source", weights))).name
     if vectors.tokens is not None:
         read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode)

@@ -26,6 +26,8 @@ RAW_FORMATS = {"u16": np.uint16, "u32": np.uint32, "i32": np.int32, "i64": np.in
 INPUT_FORMATS = ("ids", "tokens", *RAW_FORMATS)
 ARROW_SUFFIXES = {".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "stream", ".parquet": "parquet"}
 _IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
+#: The longest text input line read by default (``--max-line-bytes``): a line is one row, held whole in memory.
+MAX_LINE_BYTES = 64 << 20
 
 
 @dataclass
@@ -80,6 +82,7 @@ class ReadOptions:
     batch_rows: int | None = None
     chunk_bytes: int = 1 << 20
     max_ids: int = 1 << 20  # ids per batch of an Arrow input (about 32 MB of output)
+    max_line_bytes: int | None = None  # a longer text line is refused (None: MAX_LINE_BYTES)
     mapper: TokenMapper | None = None  # set when tokens are mapped through a vocabulary
     make_mapper: Callable | None = None  # builds ``mapper`` when a source turns out to need one
 
@@ -229,10 +232,14 @@ def _text_source(name: str, open_stream, total: int | None, options: ReadOptions
     return Source(name, True, (), _text_batches(name, open_stream, as_tokens, options), total=total, unit="bytes")
 
 
-def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """Chunks of whole lines (the last line gets its missing newline) and their first line numbers."""
+def _line_chunks(stream, chunk_bytes: int, max_line_bytes: int, name: str) -> Iterator[tuple[bytes, int]]:
+    """Chunks of whole lines (the last line gets its missing newline) and their first line numbers.
+
+    A line longer than a chunk is gathered piece by piece (joined once: linear time) and refused once it exceeds
+    ``max_line_bytes``: a line is one row, held whole, so the limit bounds the memory a line can take."""
     first_line = 1
-    rest = b""
+    pending: list[bytes] = []  # the pieces of the line not finished yet
+    pending_bytes = 0
     bom = True
     while True:
         data = stream.read(chunk_bytes)
@@ -241,21 +248,34 @@ def _line_chunks(stream, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
             bom = False
         if not data:
             break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            rest = data
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+        if ends.size == 0:
+            pending.append(data)
+            pending_bytes += len(data)
+            _line_fits(pending_bytes, first_line, max_line_bytes, name)
             continue
-        yield data[:cut], first_line
-        first_line += int(np.count_nonzero(np.frombuffer(data, np.uint8, cut) == 10))  # 6x bytes.count's speed
-        rest = data[cut:]
-    if rest:
-        yield rest + b"\n", first_line
+        lengths = np.diff(ends, prepend=-1 - pending_bytes) - 1
+        longest = int(np.argmax(lengths))
+        _line_fits(int(lengths[longest]), first_line + longest, max_line_bytes, name)
+        cut = int(ends[-1]) + 1
+        yield b"".join([*pending, data[:cut]]) if pending else data[:cut], first_line
+        first_line += ends.size
+        pending = [data[cut:]] if cut < len(data) else []
+        pending_bytes = len(data) - cut
+    if pending:
+        yield b"".join(pending) + b"\n", first_line
+
+
+def _line_fits(length: int, line: int, max_line_bytes: int, name: str) -> None:
+    if length > max_line_bytes:
+        raise InputFormatError(f"{name}: line {line} is longer than {max_line_bytes:,} bytes (a line is one row, "
+                               "held whole in memory; --max-line-bytes raises the limit)")
 
 
 def _text_batches(name, open_stream, as_tokens: bool, options: ReadOptions) -> Iterator[Batch]:
     with open_stream() as stream:
-        for chunk, first_line in _line_chunks(stream, options.chunk_bytes):
+        for chunk, first_line in _line_chunks(stream, options.chunk_bytes,
+                                                 options.max_line_bytes or MAX_LINE_BYTES, name):
             with in_file(name):
                 if as_tokens:
                     yield from _token_batches(chunk, first_line, options)
@@ -364,9 +384,10 @@ def _stdin_source(options: ReadOptions) -> Source:
         _check_arrow_options("stdin", options)
         try:
             reader = pa.ipc.open_stream(pa.PythonFile(stream, mode="r"))
-        except pa.ArrowInvalid as e:
-            raise InputFormatError(f"stdin: not a readable Arrow IPC stream ({e})") from None
-        return _record_batch_source("stdin", reader.schema, _stream_batches("stdin", reader), None, options)
+            reader.schema.names  # decoded now: a name of invalid UTF-8 is a damaged stream
+        except _ARROW_ERRORS as e:
+            raise InputFormatError(f"stdin: not a readable Arrow IPC stream ({one_line(e)})") from None
+        return _record_batch_source("stdin", reader.schema, lambda wanted: reader, None, options)
     if options.input_format in RAW_FORMATS:
         raise InvalidArgumentError("stdin: raw token-id input must be a file (it is memory-mapped)")
     return _text_source("stdin", lambda: stream, None, options)
@@ -383,33 +404,66 @@ def _check_arrow_options(name, options):
 
 
 def _arrow_source(p: Path, kind: str, options: ReadOptions) -> Source:
+    """An Arrow IPC file or stream, or a Parquet file. Only opening is tried here; the batches are read (and
+    checked) as the run goes."""
     _check_arrow_options(p.name, options)
     try:
         if kind == "stream":
             reader = pa.ipc.open_stream(pa.memory_map(str(p)))
-            return _record_batch_source(p.name, reader.schema, _stream_batches(p.name, reader), None, options)
-        import pyarrow.dataset as ds
+            schema, read, total = reader.schema, lambda wanted: reader, None
+        elif kind == "ipc":
+            reader = pa.ipc.open_file(pa.memory_map(str(p)))
+            schema, total = reader.schema, reader.count_rows()
+            read = lambda wanted: (reader.get_batch(i) for i in range(reader.num_record_batches))  # noqa: E731
+        else:
+            import pyarrow.parquet as pq
 
-        dataset = ds.dataset(str(p), format="parquet" if kind == "parquet" else "ipc")
-        schema = dataset.schema
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputFormatError(f"{p.name}: not a readable {kind} file ({e})") from None
-    column = check_columns(p.name, schema, options, options.make_mapper is not None)
-    wanted = [c for c in dict.fromkeys((column, *options.keep, options.weights_column)) if c is not None]
-    batches = (b for b in dataset.to_batches(columns=wanted, batch_size=options.batch_rows or 65536))
-    return _record_batch_source(p.name, schema, _guard(p.name, batches), dataset.count_rows(), options)
+            parquet = pq.ParquetFile(str(p))
+            schema, total = parquet.schema_arrow, parquet.metadata.num_rows
+            read = lambda wanted: parquet.iter_batches(batch_size=options.batch_rows or 65536,  # noqa: E731
+                                                       columns=wanted)
+        schema.names  # decoded now: a name of invalid UTF-8 is a damaged file
+    except _ARROW_ERRORS as e:
+        raise InputFormatError(f"{p.name}: not a readable {kind} file ({one_line(e)})") from None
+    return _record_batch_source(p.name, schema, read, total, options)
 
 
-def _stream_batches(name, reader):
-    return _guard(name, iter(reader))
+#: What pyarrow raises on a damaged file: its own errors, I/O errors, and undecodable names in a schema.
+_ARROW_ERRORS = (pa.ArrowException, OSError, ValueError)
 
 
-def _guard(name, batches):
-    """Turn Arrow's read errors (a truncated stream, a corrupt page) into errors that name the file."""
+def one_line(error: Exception) -> str:
+    """An error's message on one line (pyarrow's Parquet errors span several)."""
+    return " ".join(str(error).split())
+
+
+def _wanted(column: str, options: ReadOptions) -> list[str]:
+    """The columns read from an Arrow input: the ids, then ``--keep`` and ``--weights-column``."""
+    return [c for c in dict.fromkeys((column, *options.keep, options.weights_column)) if c is not None]
+
+
+def _checked(name, read, wanted: list[str]) -> Iterator[pa.RecordBatch]:
+    """The ``wanted`` columns of each record batch, fully validated before any kernel reads them: a damaged file
+    (offsets past the data, lengths that disagree, invalid UTF-8) must raise here, not crash a kernel or abort in
+    Arrow. Full validation reads every byte of those columns once, as the lookup does anyway. Read errors (a
+    truncated stream, a corrupt page) become one line naming the file and the batch."""
+    index = row = 0
     try:
-        yield from batches
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputFormatError(f"{name}: cannot read the input ({e})") from None
+        batches = iter(read(wanted))
+    except _ARROW_ERRORS as e:
+        raise InputFormatError(f"{name}: cannot read the input ({one_line(e)})") from None
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            batch = batch.select(wanted)
+            batch.validate(full=True)
+        except _ARROW_ERRORS as e:
+            raise InputFormatError(f"{name}: cannot read record batch {index} (from row {row}): "
+                                   f"{one_line(e)}") from None
+        yield batch
+        index, row = index + 1, row + batch.num_rows
 
 
 def _value_kind(t: pa.DataType) -> str | None:
@@ -487,7 +541,8 @@ def _is_list(t: pa.DataType) -> bool:
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
-def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> Source:
+def _record_batch_source(name, schema, read, total, options: ReadOptions) -> Source:
+    """The source of an Arrow input; ``read(wanted)`` gives its record batches (at least the ``wanted`` columns)."""
     column = check_columns(name, schema, options, options.make_mapper is not None)
     layout, values = column_kind(schema.field(column).type)
     if values == "tokens" and options.mapper is None:
@@ -499,7 +554,8 @@ def _record_batch_source(name, schema, batches, total, options: ReadOptions) -> 
     row_shape = (schema.field(column).type.list_size,) if layout == "fixed" else ()
     keep_fields = [schema.field(k) for k in options.keep]
     return Source(name, layout == "list", row_shape,
-                  _arrow_batches(name, batches, column, layout, values, options), keep_fields, total)
+                  _arrow_batches(name, _checked(name, read, _wanted(column, options)), column, layout, values,
+                                 options), keep_fields, total)
 
 
 def _arrow_batches(name, batches, column, layout, values, options: ReadOptions) -> Iterator[Batch]:

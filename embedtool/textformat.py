@@ -48,6 +48,9 @@ from .writers import strings
 BLOCK_BYTES = 16 << 20
 #: Bytes per chunk inside a block (and at least 8 chunks per thread), so that threads share uneven lines.
 CHUNK_BYTES = 1 << 20
+#: The longest line read (a row is a token and its numbers: 64 MiB holds millions): a longer one is an error, so
+#: that a file without line ends cannot take memory without bound.
+MAX_LINE_BYTES = 64 << 20
 #: Lines looked at to find the header and the dimension.
 SAMPLE_LINES = 100
 
@@ -790,8 +793,8 @@ def _cut(data: np.ndarray, pos: int, max_lines: int | None) -> _Block:
     return _Block(data, pos, starts, stops, counts)
 
 
-def _blocks(src: Source, pos: int, limit: int | None):
-    """Blocks of whole lines from ``pos`` to the end of the file (or the ``limit``-th line)."""
+def _blocks(src: Source, pos: int, first_line: int, limit: int | None):
+    """Blocks of whole lines from ``pos`` (line ``first_line``) to the end of the file (or the ``limit``-th line)."""
     size = BLOCK_BYTES
     lines = 0
     while limit is None or lines < limit:
@@ -800,7 +803,7 @@ def _blocks(src: Source, pos: int, limit: int | None):
             return
         end = window.shape[0] if window.shape[0] < size else _last_line_end(window)
         if end == 0:  # a line longer than the window: widen it
-            size *= 2
+            size = _wider(src, size, first_line + lines)
             continue
         block = _cut(window[:end], pos, None if limit is None else limit - lines)
         yield block
@@ -940,7 +943,15 @@ def _head(src: Source) -> np.ndarray:
             return head
         if end > 0:
             return head[:end]
-        size *= 2
+        size = _wider(src, size, 1)
+
+
+def _wider(src: Source, size: int, line: int) -> int:
+    """The next window size for a line that does not end within ``size`` bytes; an error past MAX_LINE_BYTES."""
+    if size >= MAX_LINE_BYTES:
+        raise InputFormatError(f"{src.path}:{line}: line is longer than {MAX_LINE_BYTES:,} bytes (a row is a token "
+                               "and its numbers; is this a text embedding file?)")
+    return min(2 * size, MAX_LINE_BYTES)
 
 
 def read_text(path, compression: str | None, opts: TextOptions, progress: bool | None = None) -> TextResult:
@@ -961,7 +972,7 @@ def read_text(path, compression: str | None, opts: TextOptions, progress: bool |
         first_line = 2 if count is not None else 1
 
         streamed = src.stream is not None
-        blocks = _blocks(src, start, opts.limit)
+        blocks = _blocks(src, start, first_line, opts.limit)
         if not streamed:  # first pass: count the lines, so that the matrix is allocated once
             blocks = list(blocks)
             total = sum(b.lines for b in blocks)

@@ -89,7 +89,9 @@ def test_tokens_with_oov_skip(tmp_path):
         for word, row in zip(WORDS, w):
             f.write(word + " " + " ".join(repr(float(x)) for x in row) + "\n")
     (tmp_path / "t.txt").write_text("the cat sat\nzebra\non the mat\n")
-    result = run(tmp_path / "glove.txt", tmp_path / "t.txt", "-o", tmp_path / "o.arrow", "--oov", "skip")
+    args = ["bag", str(tmp_path / "glove.txt"), str(tmp_path / "t.txt"), "-o", str(tmp_path / "o.arrow"), "--oov", "skip"]
+    result = runner.invoke(app, args)  # not -q, which silences the OOV report
+    assert result.exit_code == 0, result.output
     assert "1 OOV tokens (skip); most frequent: 'zebra' (1)" in result.output
     got = pooled(tmp_path / "o.arrow")
     np.testing.assert_allclose(got[0], w[[1, 2, 3]].mean(axis=0), rtol=1e-6)

@@ -27,7 +27,9 @@ class _Group(TyperGroup):
         from embedtool import kernel_cache
         from embedtool.errors import EmbedtoolError, UsageError
 
-        kernel_cache.announce = True  # a first compile says so on stderr (``_run`` turns it off for --quiet)
+        # A first compile says so on stderr where a person watches it, as the progress bar does (``_run``: --progress
+        # shows it anywhere, --quiet never): in a script, an error stays the only line.
+        kernel_cache.announce = sys.stderr is not None and sys.stderr.isatty()
 
         try:
             return super().invoke(ctx)
@@ -149,10 +151,10 @@ def _run(weights, input, output, quiet, progress, scheduler, weight_options: dic
     """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: notes (data left out, a fallback)
     always; the OOV counts and the summary, which report progress, unless --quiet."""
     show = False if quiet else (True if progress else None)
-    if quiet:
+    if quiet or progress:
         from embedtool import kernel_cache
 
-        kernel_cache.announce = False
+        kernel_cache.announce = not quiet
     if scheduler is None:
         from embedtool.pipeline import embed_path
 

@@ -175,22 +175,15 @@ def _unk_id(tokenizer) -> int | None:
 
 
 def _tensors(path: Path) -> dict:
+    """Each tensor's dtype, shape and offset in the file (``safetensors_header`` has checked shapes and offsets)."""
     header, start = safetensors_header(path)
-    size = path.stat().st_size
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        try:
-            code, shape, (begin, end) = info["dtype"], [int(n) for n in info["shape"]], info["data_offsets"]
-            ok = code in _DTYPES and type(begin) is int and type(end) is int and 0 <= begin <= end
-            ok = ok and min(shape, default=0) >= 0 and start + end <= size
-            ok = ok and end - begin == int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[code]).itemsize
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise InputFormatError(f"tensor {name!r} has an unreadable entry {json.dumps(info)[:200]}")
-        tensors[name] = (np.dtype(_DTYPES[code]), tuple(shape), start + begin)
+        if info["dtype"] not in _DTYPES:
+            raise InputFormatError(f"tensor {name!r} is {info['dtype']}; expected one of {', '.join(_DTYPES)}")
+        tensors[name] = (np.dtype(_DTYPES[info["dtype"]]), tuple(info["shape"]), start + info["data_offsets"][0])
     return tensors
 
 

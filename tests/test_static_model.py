@@ -180,7 +180,8 @@ def test_bad_max_length(saved):
 def test_truncated_tensor_file(saved):
     data = (saved / "model.safetensors").read_bytes()
     (saved / "model.safetensors").write_bytes(data[: len(data) - 10])
-    assert "model.safetensors: tensor 'embeddings' has an unreadable entry" in one_line(saved)
+    assert ("model.safetensors: bad safetensors header: tensor 'embeddings' has data_offsets [0, "
+            in one_line(saved))
 
 
 def test_rows_must_match_the_tokenizer(saved):

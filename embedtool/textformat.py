@@ -1050,6 +1050,9 @@ def read_word2vec_binary(path, compression: str | None, opts: TextOptions, progr
             raise InputFormatError(f"{path}:1: not a word2vec binary file: the first line should be 'rows dim'")
         count, dim = int(header[1]), int(header[2])
         width = 4 * dim
+        if width > MAX_LINE_BYTES:  # as a text row, a record is held whole: and no file holds such rows
+            raise InputFormatError(f"{path}:1: a row of {dim:,} values is longer than {MAX_LINE_BYTES:,} bytes (is "
+                                   "this a word2vec binary file?)")
         pos = head.index(b"\n") + 1
         total = count if opts.limit is None else min(count, opts.limit)
         fits = total if src.stream is not None else min(total, (src.size - pos) // (width + 1))

@@ -371,3 +371,10 @@ def test_dask_workers_load_the_weights_with_the_weight_options(tmp_path):
     assert vectors.tokens.to_pylist() == ["a", "b"] and vectors.metadata["skipped_rows"] == 1
     with pytest.raises(InputFormatError, match="g.dat:2"):  # other options: loaded again, not the cached table
         _worker_vectors(str(tmp_path / "g.dat"), {"format": "glove"})
+
+
+@pytest.mark.parametrize("dim", [2**64, 2**25])
+def test_word2vec_binary_header_with_a_huge_dim_is_one_line(tmp_path, dim):
+    """A header's dim is untrusted: rows over the row limit are refused before anything is allocated for them."""
+    (tmp_path / "w.bin").write_bytes(f"2 {dim}\n".encode() + b"a " + b"\0" * 64)
+    one_line_error(run("info", tmp_path / "w.bin"), f"w.bin:1: a row of {dim:,} values is longer than")

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .arrays import numpy_view
 from .errors import InputFormatError, InvalidArgumentError
-from .writers import numpy_view, vectors_array
+from .writers import vectors_array
 
 FLOAT_TYPES = {pa.float16(): np.float16, pa.float32(): np.float32, pa.float64(): np.float64}
 #: Schema metadata keys of a store (and of a Parquet file written by embedtool), values JSON-encoded.

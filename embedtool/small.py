@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import core
+from .arrays import as_strings
 
 #: Largest output (elements: entries x D) done with NumPy. Above it the parallel kernels win, once loaded: NumPy's
 #: gather of 2**20 float32 elements took about 1 ms here, the bag fold (one NumPy step per bag position) a few ms.
@@ -167,8 +168,6 @@ class TokenIndex:
 
     def lookup(self, queries) -> np.ndarray:
         """The row of each query token (int64), -1 for a token not in the vocabulary or a null."""
-        from .vectors import as_strings
-
         if not (isinstance(queries, (list, tuple)) and all(isinstance(q, str) for q in queries)):
             queries = as_strings(queries)  # (not for a list of str: pa.array would import pandas, 0.4 s)
             if len(queries) > SMALL_WORK:

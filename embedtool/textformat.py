@@ -39,10 +39,10 @@ import numba
 from numba import njit, prange
 
 from . import small
+from .arrays import string_buffers, strings
 from .errors import InputFormatError, InvalidArgumentError
 from .progress import progress_bar
-from .vocab import compact_rows, string_buffers
-from .writers import strings
+from .vocab import compact_rows
 
 #: Bytes parsed per step (and the most of a memory-mapped file held in memory at once).
 BLOCK_BYTES = 16 << 20

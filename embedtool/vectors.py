@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .arrays import as_strings
 from .core import WEIGHT_DTYPES, check_weight
 from .errors import EmbedtoolError, InputFormatError, InvalidArgumentError
 
@@ -41,22 +42,6 @@ COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
 _FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the int32 that starts a fastText .bin model
 _FORMAT_MAGIC = ((b"\x93NUMPY", "npy"), (b"PAR1", "parquet"), (b"ARROW1", "arrow"), (b"\xff\xff\xff\xff", "arrow"))
-
-
-def as_strings(tokens) -> pa.Array:
-    """A pyarrow string array from an Arrow (chunked) string array, or any sequence of str."""
-    if isinstance(tokens, pa.ChunkedArray):
-        tokens = tokens.combine_chunks() if tokens.num_chunks != 1 else tokens.chunk(0)
-    if not isinstance(tokens, pa.Array):
-        try:
-            tokens = pa.array(tokens if isinstance(tokens, (list, tuple)) else list(tokens), pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
-            raise InvalidArgumentError(f"tokens must be strings ({e})") from None
-    if pa.types.is_dictionary(tokens.type):
-        tokens = tokens.dictionary_decode()
-    if not (pa.types.is_string(tokens.type) or pa.types.is_large_string(tokens.type)):
-        raise InvalidArgumentError(f"tokens must be strings, got an Arrow array of {tokens.type}")
-    return tokens
 
 
 @dataclass

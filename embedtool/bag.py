@@ -34,6 +34,7 @@ from numba.extending import overload
 from . import core, small
 from .codegen import (HAS_F16C, prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill,
                       vector_max, wide_vectors)
+from .device import use_gpu
 from .errors import InvalidArgumentError
 from .lookup import distinct_rows, index_min_max, renormed_rows, round_to_half
 
@@ -452,7 +453,7 @@ def embedding_bag(
         pad = core.normalize_padding_idx(padding_idx, weight.shape[0])
         return _pool(input, input, offsets, offsets, include_last_offset, weight, mode, pad, None, None, norm_type,
                      out, where)
-    if core.use_gpu(device, input, weight, offsets, per_sample_weights, out):
+    if use_gpu(device, input, weight, offsets, per_sample_weights, out):
         from .gpu import embedding_bag_cuda
 
         return embedding_bag_cuda(input, weight, offsets, mode, per_sample_weights, padding_idx, include_last_offset,

@@ -16,6 +16,7 @@ from numba import njit, prange
 
 from . import core, small
 from .codegen import HAS_F16C, prefetch, store_fence, stream_line, stream_scaled_line, vector_copy, wide_vectors
+from .device import use_gpu
 
 _SCAN_CHUNK = 1 << 16
 #: Below this many indices one thread scans them faster than waking the others (about 40 us).
@@ -322,7 +323,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, 
     """
     if small.takes(input, weight, max_norm, device):  # no kernel to load or compile for a few rows
         return small.embedding(input, weight, padding_idx, max_norm, norm_type, out=out, where=where)
-    if core.use_gpu(device, input, weight, out):
+    if use_gpu(device, input, weight, out):
         from .gpu import embedding_cuda
 
         return embedding_cuda(input, weight, padding_idx, max_norm, norm_type, out=out, where=where)

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from . import __version__, core, kernel_cache, small, writers
 from .atomic import atomic_path, check_target, is_stream, refuse_aliases
+from .device import use_gpu
 from .errors import GpuUnavailableError, InputFormatError, InvalidArgumentError, UsageError, in_file
 from .progress import progress_bar
 from .readers import (Batch, ReadOptions, Source, check_columns, column_batch, column_kind, open_sources,
@@ -416,7 +417,7 @@ def shard_targets(source, dest) -> dict:
 def _device_table(weight: np.ndarray, device: str, summary: Summary):
     """The weights on the GPU for the whole run, or None for the CPU. Under ``auto`` a table larger than the GPU's
     free memory falls back to the CPU, saying so."""
-    if not core.use_gpu(device):
+    if not use_gpu(device):
         summary.device = "cpu"
         return None
     from .gpu import DeviceTable

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import core
 from .arrays import as_strings
+from .device import on_gpu
 
 #: Largest output (elements: entries x D) done with NumPy. Above it the parallel kernels win, once loaded: NumPy's
 #: gather of 2**20 float32 elements took about 1 ms here, the bag fold (one NumPy step per bag position) a few ms.
@@ -25,7 +26,7 @@ SMALL_WORK = 1 << 20
 
 def takes(input, weight, max_norm=None, device=None) -> bool:
     """Whether a call goes the NumPy way: host arrays, no max_norm, a small output."""
-    if max_norm is not None or device not in (None, "cpu") or core.on_gpu(input) or core.on_gpu(weight):
+    if max_norm is not None or device not in (None, "cpu") or on_gpu(input) or on_gpu(weight):
         return False
     try:
         return np.size(input) * (np.shape(weight)[-1] if np.ndim(weight) == 2 else 1) <= SMALL_WORK

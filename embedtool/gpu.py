@@ -33,7 +33,7 @@ import numpy as np
 from . import config, core
 from .device import require_gpu
 from .errors import BadIndexError, GpuUnavailableError, InvalidArgumentError
-from .lookup import index_min_max
+from .shared_kernels import index_min_max
 
 #: ``numba.cuda``, imported by ``_kernels()`` on first use. Kernels must reach it by this name.
 cuda = None

@@ -139,7 +139,7 @@ def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.
         values.reshape(-1, values.shape[-1])[batch.zero] = 0
     if options.output_dtype is not None and values.dtype != np.dtype(options.output_dtype):
         if options.output_dtype == "float16" and values.size > small.SMALL_WORK:
-            from .lookup import to_float16
+            from .shared_kernels import to_float16
 
             values = to_float16(values)
         else:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 #: Importable name -> source folder (pyproject.toml's package-dir: cli/ installs as embedtool_cli).
 PACKAGES = {"embedtool": ROOT / "embedtool", "embedtool_cli": ROOT / "cli"}
@@ -117,7 +115,6 @@ def _shown(group: set[str], cycle: list[str], graph: dict[str, dict[str, int]]) 
     return f"{len(group)} modules import one another: {', '.join(sorted(group))}\n  for one:\n    " + "\n    ".join(steps)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: 4 import cycles")
 def test_imports_have_no_cycle():
     graph = import_graph()
     found = cycles(graph)

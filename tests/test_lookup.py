@@ -252,14 +252,14 @@ def assert_same_float16(got, values):
 def test_to_float16_rounds_as_numpy(values, extra_dims):
     """Every float32 (ties to even, subnormals, overflow to inf, NaN) and every length around the 16-element
     vectors comes out as NumPy's cast gives it; so do other ranks."""
-    from embedtool.lookup import to_float16
+    from embedtool.shared_kernels import to_float16
 
     array = np.array(values, np.float32).reshape((-1,) + (1,) * extra_dims)
     assert_same_float16(to_float16(array), array)
 
 
 def test_to_float16_over_many_blocks_and_other_dtypes():
-    from embedtool.lookup import _HALF_BLOCK, to_float16
+    from embedtool.shared_kernels import _HALF_BLOCK, to_float16
 
     rng = np.random.default_rng(3)
     scale = np.float32(2.0) ** rng.integers(-30, 18, size=7 * (_HALF_BLOCK // 2 + 5))  # 3.5 blocks

@@ -266,7 +266,7 @@ def test_max_norm_allocates_per_looked_up_row_not_per_table_row(tmp_path):
 
 
 def test_max_norm_on_huge_tables_matches_the_per_row_path(monkeypatch):
-    import embedtool.lookup as lookup
+    import embedtool.shared_kernels as shared_kernels
 
     rng = np.random.default_rng(21)
     for dtype in (np.float16, np.float32, np.float64):
@@ -276,7 +276,7 @@ def test_max_norm_on_huge_tables_matches_the_per_row_path(monkeypatch):
         expected_bags = [embedding_bag(ids, weight, mode="max", padding_idx=3, max_norm=1.5, norm_type=p)
                          for p in (1.0, 2.0, np.inf)]
         with monkeypatch.context() as patch:
-            patch.setattr(lookup, "_MAX_STATE", -1)  # as for a table too large for per-row state
+            patch.setattr(shared_kernels, "_MAX_STATE", -1)  # as for a table too large for per-row state
             for p, want, want_bags in zip((1.0, 2.0, np.inf), expected, expected_bags):
                 np.testing.assert_array_equal(embedding(ids, weight, 3, 1.5, p), want)
                 np.testing.assert_array_equal(

@@ -29,7 +29,7 @@ import types
 
 import numpy as np
 
-from bench_lookup import GRID  # the foundation's grid, the same on CPU and GPU
+from bench_gather import GRID  # the foundation's grid, the same on CPU and GPU
 from embedtool import config, device, gpu
 
 SMOKE_GRID = [(50, 8, 96), (20, 3, 48)]  # n: a multiple of BAG

@@ -117,7 +117,7 @@ def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer
         from .small import embedding, embedding_bag
     else:
         from .bag import embedding_bag
-        from .lookup import embedding
+        from .gather import embedding
 
     buffer = buffer or _Buffer()
     dim = weight.shape[1]
@@ -335,7 +335,7 @@ def embed_path(
     device_table = _device_table(weight, "cpu" if device == "auto" and small_input else device, summary)
     kernels = device_table is None and not small_input
     if kernels:
-        from . import lookup  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
+        from . import gather  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
     if vectors.tokens is not None:
         from . import tokens  # noqa: F401 - likewise for the token mapper's module, which imports numba
 

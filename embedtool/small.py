@@ -6,7 +6,7 @@ done here instead, with the same checks (``core``) and results: gathers and padd
 entry by entry in order (many short bags a position at a time across the bags, a few long ones a bag at a time),
 in the kernels' accumulator dtype (float32, float64 for float64 tables), so maxima are bit for bit too (a later entry
 wins only if strictly greater) and sums and means equal the kernels' up to their fused multiply-adds and the order
-of a bag split across threads (docs/semantics.md §2 tolerances). ``lookup.embedding`` and ``bag.embedding_bag``
+of a bag split across threads (docs/semantics.md §2 tolerances). ``gather.embedding`` and ``bag.embedding_bag``
 send small calls here; the pipeline calls it directly, so a small CLI job never imports numba.
 """
 
@@ -40,7 +40,7 @@ def index_min_max(flat: np.ndarray) -> tuple[int, int]:
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None):
-    """``lookup.embedding`` on the CPU without max_norm, in NumPy: the rows are copied as their bits."""
+    """``gather.embedding`` on the CPU without max_norm, in NumPy: the rows are copied as their bits."""
     weight = core.check_weight(weight)
     num_embeddings, dim = weight.shape
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)

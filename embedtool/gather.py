@@ -1,4 +1,4 @@
-"""``embedding``: the lookup ``weight[input]`` with padding and max_norm, on Numba-parallel CPU kernels.
+"""``embedding`` on the CPU: the gather ``weight[input]`` with padding and max_norm, on Numba-parallel kernels.
 
 The public wrapper validates and prepares (``core``), the underscored kernels do the work. Kernels copy rows as
 unsigned-integer bits of the weight's width, so float16/32/64 share one compiled gather per width and the copy is

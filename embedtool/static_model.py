@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from .arrays import as_strings
 from .bag import embedding_bag
 from .errors import InputFormatError, InvalidArgumentError, in_file
-from .formats import safetensors_header
+from .formats.safetensors import safetensors_header
 from .text_tokenizers import encode_ids, load_tokenizer
 
 DEFAULT_MAX_LENGTH = 512

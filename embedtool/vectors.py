@@ -161,7 +161,7 @@ def detect_format(path, format: str | None = None) -> tuple[str, str | None]:
         suffixes.pop()
     if compression is not None:
         try:
-            from .textformat import open_compressed
+            from .formats.base import open_compressed
 
             with open(path, "rb") as raw, open_compressed(raw, compression, "rb") as f:
                 head = f.read(4096)
@@ -289,24 +289,23 @@ def load_vectors(
     lines = None
     stored: dict = {}
     if fmt in TEXT_FORMATS or fmt == "word2vec-binary":
-        from . import textformat
+        from .formats import text_blocks, text_rows
 
-        opts = textformat.TextOptions(
+        opts = text_rows.TextOptions(
             np.dtype(dtype or np.float32), limit, on_bad_row, errors, encoding, allow_nonfinite
         )
-        read = textformat.read_text if fmt in TEXT_FORMATS else textformat.read_word2vec_binary
+        read = text_blocks.read_text if fmt in TEXT_FORMATS else text_blocks.read_word2vec_binary
         result = read(path, compression, opts, progress)
         matrix, tokens, lines = result.matrix, result.tokens, result.lines
         if result.skipped:
             notes["skipped_rows"] = result.skipped
     else:
-        from . import formats
+        from .formats import arrow, npy, parquet, safetensors
 
         if fmt == "safetensors":
-            matrix, tokens, stored = formats.read_safetensors(path, tensor)
+            matrix, tokens, stored = safetensors.read(path, tensor)
         else:
-            matrix, tokens, stored = {"arrow": formats.read_arrow, "parquet": formats.read_parquet,
-                                      "npy": formats.read_npy}[fmt](path)
+            matrix, tokens, stored = {"arrow": arrow.read, "parquet": parquet.read, "npy": npy.read}[fmt](path)
         try:
             matrix = check_weight(matrix)
         except EmbedtoolError as e:
@@ -423,8 +422,9 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
     tokens to a ``<name>.vocab.txt`` beside the file. Text is written with the fewest digits that read back exactly;
     word2vec binary holds float32 (float64 is rounded to it). ``tensor`` names the safetensors tensor.
     """
-    from . import formats, textformat
     from .atomic import atomic_path
+    from .formats import arrow, npy, parquet, safetensors, text_write
+    from .formats.base import open_compressed
 
     vectors = vectors if isinstance(vectors, Vectors) else Vectors(vectors)
     path = Path(path)
@@ -440,13 +440,13 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
         "dtype": str(matrix.dtype), "rows": matrix.shape[0], "dim": matrix.shape[1],
     }
     writers = {
-        "arrow": lambda f: formats.write_arrow(f, matrix, tokens, meta),
-        "parquet": lambda f: formats.write_parquet(f, matrix, tokens, meta),
-        "npy": lambda f: formats.write_npy(f, matrix),
-        "safetensors": lambda f: formats.write_safetensors(f, matrix, tensor, meta),
-        "glove": lambda f: textformat.write_text(f, matrix, tokens, False, progress),
-        "word2vec": lambda f: textformat.write_text(f, matrix, tokens, True, progress),
-        "word2vec-binary": lambda f: textformat.write_word2vec_binary(f, matrix, tokens, progress),
+        "arrow": lambda f: arrow.write(f, matrix, tokens, meta),
+        "parquet": lambda f: parquet.write(f, matrix, tokens, meta),
+        "npy": lambda f: npy.write(f, matrix),
+        "safetensors": lambda f: safetensors.write(f, matrix, tensor, meta),
+        "glove": lambda f: text_write.write_text(f, matrix, tokens, False, progress),
+        "word2vec": lambda f: text_write.write_text(f, matrix, tokens, True, progress),
+        "word2vec-binary": lambda f: text_write.write_word2vec_binary(f, matrix, tokens, progress),
     }
     with contextlib.ExitStack() as stack:
         if fmt in ("npy", "safetensors") and tokens is not None:
@@ -460,7 +460,7 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
             if compression is None:
                 writers[fmt](raw)
             else:
-                with textformat.open_compressed(raw, compression, "wb") as f:
+                with open_compressed(raw, compression, "wb") as f:
                     writers[fmt](f)
     return path
 

@@ -5,9 +5,9 @@ import struct
 import pytest
 
 from embedtool.errors import InputFormatError
-from embedtool.fasttext_bin import FastTextModel
+from embedtool.formats.fasttext_bin import FastTextModel
 from embedtool.models import is_model, load_model
-from embedtool.static_model import StaticModel
+from embedtool.formats.static_model import StaticModel
 
 
 def test_a_fasttext_bin_and_a_directory_are_told_apart(tmp_path):

@@ -251,7 +251,7 @@ def test_info_stats_only_when_asked(tmp_path):
 def test_max_norm_allocates_per_looked_up_row_not_per_table_row(tmp_path):
     from embedtool.formats import npy
 
-    weight = npy.read(sparse_npy(tmp_path / "big.npy", 1 << 28, 4))[0]
+    weight = npy.read(sparse_npy(tmp_path / "big.npy", 1 << 28, 4)).matrix
     ids = np.array([[3, 5, (1 << 28) - 1]])
     embedding(ids - 3, weight, max_norm=1.0), embedding_bag(ids - 3, weight, max_norm=1.0)  # the kernels compiled
     tracemalloc.start()

@@ -10,7 +10,7 @@ import pyarrow as pa
 from ..arrays import numpy_view
 from ..errors import InputFormatError
 from ..writers import vectors_array
-from .base import META_KEYS, one_line
+from .base import META_KEYS, LoadOptions, ReadResult, SaveOptions, WeightFormat, one_line
 
 FLOAT_TYPES = {pa.float16(): np.float16, pa.float32(): np.float32, pa.float64(): np.float64}
 
@@ -109,7 +109,7 @@ def validated(table: pa.Table, path, what: str) -> pa.Table:
     return table
 
 
-def read(path) -> tuple[np.ndarray, pa.Array | None, dict]:
+def read(path, compression: str | None = None, options: LoadOptions = LoadOptions()) -> ReadResult:
     """An Arrow IPC file (or stream), memory-mapped: a single record batch (a store) is read without copying."""
     try:
         source = pa.memory_map(str(path))
@@ -122,7 +122,7 @@ def read(path) -> tuple[np.ndarray, pa.Array | None, dict]:
     except (pa.ArrowException, OSError) as e:
         raise InputFormatError(f"{path}: not a readable Arrow IPC file ({one_line(e)})") from None
     matrix, tokens = from_table(validated(table, path, "Arrow IPC"), path)
-    return matrix, tokens, stored_metadata(table.schema)
+    return ReadResult(matrix, tokens, stored_metadata(table.schema))
 
 
 def _schema_metadata(meta: dict) -> dict:
@@ -135,8 +135,12 @@ def table_of(matrix: np.ndarray, tokens, meta: dict) -> pa.Table:
     return pa.table(columns).replace_schema_metadata(_schema_metadata(meta))
 
 
-def write(f, matrix: np.ndarray, tokens, meta: dict) -> None:
+def write(f, matrix: np.ndarray, tokens, meta: dict, options: SaveOptions = SaveOptions()) -> None:
     """The store: an uncompressed Arrow IPC file of one record batch, so that it maps back without a copy."""
     table = table_of(matrix, tokens, meta)
     with pa.ipc.new_file(f, table.schema) as writer:
         writer.write_table(table, max_chunksize=max(1, table.num_rows))
+
+
+FORMAT = WeightFormat("arrow", (".arrow", ".feather", ".ipc"), read, write,
+                      signature=lambda path, head: head.startswith((b"ARROW1", b"\xff\xff\xff\xff")))

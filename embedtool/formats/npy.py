@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFormatError
-from .base import one_line
+from .base import LoadOptions, ReadResult, SaveOptions, WeightFormat, one_line
 
 
 def npy_header(path) -> tuple[tuple[int, int], np.dtype, bool, int]:
@@ -34,7 +34,7 @@ def npy_header(path) -> tuple[tuple[int, int], np.dtype, bool, int]:
     return (shape[0], shape[1]), dtype, fortran, start
 
 
-def read(path) -> tuple[np.ndarray, None, dict]:
+def read(path, compression: str | None = None, options: LoadOptions = LoadOptions()) -> ReadResult:
     """A ``.npy`` matrix, memory-mapped. A big-endian (non-native) one is converted to native order, in memory:
     the kernels and the Arrow writers read native values, and a byte-swapped table must never be misread."""
     shape, dtype, fortran, start = npy_header(path)
@@ -45,8 +45,13 @@ def read(path) -> tuple[np.ndarray, None, dict]:
         matrix = np.memmap(path, dtype, mode="r", offset=start, shape=shape, order=order)
     if not dtype.isnative:
         matrix = matrix.astype(dtype.newbyteorder("="))
-    return matrix, None, {}
+    return ReadResult(matrix, None)
 
 
-def write(f, matrix: np.ndarray) -> None:
+def write(f, matrix: np.ndarray, tokens=None, meta: dict | None = None, options: SaveOptions = SaveOptions()) -> None:
+    """The matrix alone: save_vectors writes the tokens to the sidecar vocab file."""
     np.lib.format.write_array(f, np.asarray(matrix), allow_pickle=False)
+
+
+FORMAT = WeightFormat("npy", (".npy",), read, write, signature=lambda path, head: head.startswith(b"\x93NUMPY"),
+                      sidecar_vocab=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFormatError, InvalidArgumentError
-from .base import META_KEYS
+from .base import META_KEYS, LoadOptions, ReadResult, SaveOptions, WeightFormat
 
 SAFETENSORS_DTYPES = {"F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8"}
 SAFETENSORS_CODES = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
@@ -66,11 +66,12 @@ def safetensors_header(path) -> tuple[dict, int]:
     return header, 8 + n
 
 
-def read(path, tensor: str | None = None) -> tuple[np.ndarray, None, dict]:
+def read(path, compression: str | None = None, options: LoadOptions = LoadOptions()) -> ReadResult:
     """A 2-D tensor of a safetensors file, memory-mapped (bfloat16 is widened to float32, which copies it).
 
-    ``tensor`` names it; by default the file's only 2-D tensor.
+    ``options.tensor`` names it; by default the file's only 2-D tensor.
     """
+    tensor = options.tensor
     header, start = safetensors_header(path)
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
     if tensor is None:
@@ -96,11 +97,13 @@ def read(path, tensor: str | None = None) -> tuple[np.ndarray, None, dict]:
         matrix = np.memmap(path, dtype, mode="r", offset=start + begin, shape=shape)
     if code == "BF16":
         matrix = (matrix.astype(np.uint32) << 16).view(np.float32)
-    return matrix, None, {"tensor": tensor}
+    return ReadResult(matrix, None, {"tensor": tensor})
 
 
-def write(f, matrix: np.ndarray, tensor: str, meta: dict) -> None:
-    """One tensor ``[rows, dim]`` (F16, F32 or F64, little-endian), the header padded to 8 bytes."""
+def write(f, matrix: np.ndarray, tokens, meta: dict, options: SaveOptions = SaveOptions()) -> None:
+    """One tensor ``[rows, dim]`` named ``options.tensor`` (F16, F32 or F64, little-endian), the header padded to 8
+    bytes; save_vectors writes the tokens to the sidecar vocab file."""
+    tensor = options.tensor
     dtype = matrix.dtype.newbyteorder("<")
     nbytes = matrix.size * dtype.itemsize
     header = {
@@ -115,3 +118,11 @@ def write(f, matrix: np.ndarray, tensor: str, meta: dict) -> None:
     step = max(1, (64 << 20) // max(1, matrix.shape[1] * dtype.itemsize))
     for start in range(0, matrix.shape[0], step):
         f.write(np.ascontiguousarray(matrix[start : start + step], dtype).data)
+
+
+def _signature(path, head: bytes) -> bool:
+    """An 8-byte little-endian header length, then the JSON header's ``{``."""
+    return len(head) > 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 30
+
+
+FORMAT = WeightFormat("safetensors", (".safetensors",), read, write, signature=_signature, sidecar_vocab=True)

@@ -36,7 +36,7 @@ from ..arrays import strings
 from ..errors import InputFormatError
 from ..progress import progress_bar
 from ..vocab import compact_rows
-from .base import ReadResult, open_compressed
+from .base import LoadOptions, ReadResult, open_compressed
 from .text_numbers import TARGETS
 from .text_rows import (HEADER, ROW, BadRow, TextOptions, decode_token, detect_layout, parse_chunks, parse_line,
                         scan_records, shown)
@@ -355,6 +355,12 @@ def _wider(src: WindowReader, size: int, line: int) -> int:
     return min(2 * size, MAX_ROW_BYTES)
 
 
+def text_options(options: LoadOptions) -> TextOptions:
+    """The parser's options from load_vectors' (the matrix is float32 unless a dtype is asked for)."""
+    return TextOptions(np.dtype(options.dtype or np.float32), options.limit, options.on_bad_row, options.errors,
+                       options.encoding, options.allow_nonfinite)
+
+
 def read_text(path, compression: str | None, opts: TextOptions, progress: bool | None = None) -> ReadResult:
     """Parse a GloVe or word2vec/fastText text file (header detected), compressed or not."""
     path = Path(path)
@@ -402,7 +408,7 @@ def read_text(path, compression: str | None, opts: TextOptions, progress: bool |
         if streamed:
             _check_count(path, count, done, opts.limit)
     lines = np.concatenate(lines) if lines else np.empty(0, np.int64)
-    return ReadResult(rows.result(), _concat_tokens(tokens), lines, done - rows.count)
+    return ReadResult(rows.result(), _concat_tokens(tokens), lines=lines, skipped=done - rows.count)
 
 
 def _read_small(path: Path, opts: TextOptions) -> ReadResult:
@@ -429,8 +435,8 @@ def _read_small(path: Path, opts: TextOptions) -> ReadResult:
             continue
         tokens.append(token)
         kept.append(first_line + i)
-    return ReadResult(matrix[: len(tokens)], strings(tokens), np.array(kept, np.int64),
-                      len(lines) - len(tokens))
+    return ReadResult(matrix[: len(tokens)], strings(tokens), lines=np.array(kept, np.int64),
+                      skipped=len(lines) - len(tokens))
 
 
 def _check_count(path, count, found, limit) -> None:
@@ -478,7 +484,7 @@ def read_word2vec_binary(path, compression: str | None, opts: TextOptions, progr
             shown.update(pos)
             size = BLOCK_BYTES
         matrix = rows.result()
-    return ReadResult(matrix.astype(np.float32, copy=False), _concat_tokens(tokens), None, total - matrix.shape[0])
+    return ReadResult(matrix.astype(np.float32, copy=False), _concat_tokens(tokens), skipped=total - matrix.shape[0])
 
 
 def _truncated(path, count: int, found: int, rest: np.ndarray):

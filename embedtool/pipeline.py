@@ -349,7 +349,7 @@ def embed_path(
                 continue
             summary.input_shape = source.input_shape
             with _sink(target) as sink:
-                _write_source(source, vectors, weights_name, sink, writers.output_format(str(target)), options,
+                _write_source(source, vectors, weights_name, sink, writers.output_kind(str(target)), options,
                               read.mapper, device_table, progress, summary)
             summary.shards += 1
     summary.seconds = time.perf_counter() - started - (kernel_cache.compile_seconds() - compiling)
@@ -390,7 +390,7 @@ def output_plan(weights, input, output, vocab=None) -> dict:
     if directory:
         plan = shard_targets(input, output)
     else:
-        writers.output_format(str(output))
+        writers.output_kind(str(output))
         plan = {Path(output): input}
     source = weights.metadata.get("source") if isinstance(weights, Vectors) else weights
     refuse_aliases(plan, {**(weight_files(source, vocab) if source else {}), **dict.fromkeys(plan.values(), "input")})

@@ -78,7 +78,7 @@ def ragged_array(values: np.ndarray, offsets: np.ndarray, vector_type: str = "fi
     return pa.ListArray.from_arrays(from_numpy(offsets.astype(np.int32, copy=False)), vectors_array(values, vector_type))
 
 
-def output_format(path: str) -> str:
+def output_kind(path: str) -> str:
     """``ipc-file``, ``ipc-stream`` or ``parquet`` from the output path's suffix; ``-``, a device (``/dev/null``)
     or a pipe without one is an IPC stream."""
     if path == "-":

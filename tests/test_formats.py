@@ -1,6 +1,7 @@
-"""The weight-format registry (``embedtool.formats``): every format module reads what it writes, and the registry stays
-light to import."""
+"""The weight-format registry (``embedtool.formats``): how a file's format is found to read it and chosen to write it,
+every format module reads what it writes, and the registry stays light to import."""
 
+import gzip
 import subprocess
 import sys
 
@@ -9,7 +10,10 @@ import pyarrow as pa
 import pytest
 
 from embedtool import formats
+from embedtool.errors import InputFormatError, InvalidArgumentError
 from embedtool.formats.base import LoadOptions, SaveOptions
+from embedtool.vectors import load_vectors, save_vectors
+from test_vectors import same_bits, table
 
 
 def test_registry_imports_no_numba():
@@ -35,3 +39,55 @@ def test_each_format_round_trips_through_its_module(tmp_path, fmt):
         assert result.tokens is None
     else:
         assert result.tokens.to_pylist() == tokens.to_pylist()
+
+
+@pytest.mark.usefixtures("both_paths")
+def test_first_bytes_win_over_the_suffix(tmp_path):
+    save_vectors(table(np.float32), tmp_path / "v.parquet")
+    (tmp_path / "v.parquet").rename(tmp_path / "really_parquet.txt")
+    assert load_vectors(tmp_path / "really_parquet.txt").metadata["source_format"] == "parquet"
+    np.save(tmp_path / "m.npy", np.ones((2, 2), np.float32))
+    (tmp_path / "m.npy").rename(tmp_path / "m.bin")
+    assert load_vectors(tmp_path / "m.bin").metadata["source_format"] == "npy"
+
+
+@pytest.mark.usefixtures("both_paths")
+def test_text_without_a_known_suffix_is_text(tmp_path):
+    (tmp_path / "vectors").write_bytes(b"a 1 2\nb 3 4\n")
+    assert load_vectors(tmp_path / "vectors").metadata["source_format"] == "glove"
+
+
+@pytest.mark.usefixtures("both_paths")
+def test_format_option_overrides_detection(tmp_path):
+    (tmp_path / "v.npy").write_bytes(b"a 1 2\n")
+    assert load_vectors(tmp_path / "v.npy", format="glove").tokens.to_pylist() == ["a"]
+    with pytest.raises(InputFormatError, match=r"v\.txt: not a readable \.npy file"):
+        (tmp_path / "v.txt").write_bytes(b"a 1 2\n")
+        load_vectors(tmp_path / "v.txt", format="npy")
+
+
+@pytest.mark.usefixtures("both_paths")
+def test_compressed_binary_formats_are_refused(tmp_path):
+    (tmp_path / "v.npy.gz").write_bytes(gzip.compress(b"\x93NUMPY rest"))
+    with pytest.raises(InputFormatError) as e:
+        load_vectors(tmp_path / "v.npy.gz")
+    assert str(e.value) == f"{tmp_path}/v.npy.gz: a compressed npy file cannot be read; decompress it first"
+
+
+@pytest.mark.usefixtures("both_paths")
+def test_for_output_from_the_suffix_or_named(tmp_path):
+    with pytest.raises(InvalidArgumentError, match=r"cannot tell the format from the suffix"):
+        save_vectors(table(np.float32), tmp_path / "v.dat")
+    save_vectors(table(np.float32), tmp_path / "v.dat", format="word2vec")
+    assert (tmp_path / "v.dat").read_text().startswith("5 3\n")
+    with pytest.raises(InvalidArgumentError, match="only text and word2vec binary files can be written compressed"):
+        save_vectors(table(np.float32), tmp_path / "v.parquet.gz")
+
+
+@pytest.mark.usefixtures("both_paths")
+@pytest.mark.parametrize("suffix,magic", [(".txt.gz", b"\x1f\x8b"), (".vec.bz2", b"BZh"), (".bin.xz", b"\xfd7zXZ")])
+def test_compressed_output(tmp_path, suffix, magic):
+    original = table(np.float32, spaces=False)
+    path = save_vectors(original, tmp_path / f"v{suffix}")
+    assert path.read_bytes().startswith(magic)
+    same_bits(load_vectors(path).matrix, original.matrix)

@@ -1,7 +1,6 @@
 """``Vectors``, ``load_vectors`` and ``save_vectors``: round trips between every pair of formats, the store, token
-lookups, format detection, sidecar vocabularies, safetensors, generic Arrow/Parquet tables and option checks."""
+lookups, sidecar vocabularies, safetensors, generic Arrow/Parquet tables and option checks."""
 
-import gzip
 import itertools
 import json
 
@@ -182,35 +181,6 @@ def test_vectors_checks_its_parts():
 
 # --------------------------------------------------------------------------------------------------------------
 # Detection
-
-
-def test_first_bytes_win_over_the_suffix(tmp_path):
-    save_vectors(table(np.float32), tmp_path / "v.parquet")
-    (tmp_path / "v.parquet").rename(tmp_path / "really_parquet.txt")
-    assert load_vectors(tmp_path / "really_parquet.txt").metadata["source_format"] == "parquet"
-    np.save(tmp_path / "m.npy", np.ones((2, 2), np.float32))
-    (tmp_path / "m.npy").rename(tmp_path / "m.bin")
-    assert load_vectors(tmp_path / "m.bin").metadata["source_format"] == "npy"
-
-
-def test_text_without_a_known_suffix_is_text(tmp_path):
-    (tmp_path / "vectors").write_bytes(b"a 1 2\nb 3 4\n")
-    assert load_vectors(tmp_path / "vectors").metadata["source_format"] == "glove"
-
-
-def test_format_option_overrides_detection(tmp_path):
-    (tmp_path / "v.npy").write_bytes(b"a 1 2\n")
-    assert load_vectors(tmp_path / "v.npy", format="glove").tokens.to_pylist() == ["a"]
-    with pytest.raises(InputFormatError, match=r"v\.txt: not a readable \.npy file"):
-        (tmp_path / "v.txt").write_bytes(b"a 1 2\n")
-        load_vectors(tmp_path / "v.txt", format="npy")
-
-
-def test_compressed_binary_formats_are_refused(tmp_path):
-    (tmp_path / "v.npy.gz").write_bytes(gzip.compress(b"\x93NUMPY rest"))
-    with pytest.raises(InputFormatError) as e:
-        load_vectors(tmp_path / "v.npy.gz")
-    assert str(e.value) == f"{tmp_path}/v.npy.gz: a compressed npy file cannot be read; decompress it first"
 
 
 def test_missing_file_and_directory(tmp_path):
@@ -409,23 +379,6 @@ def test_failed_save_leaves_no_file_and_keeps_an_existing_one(tmp_path):
     with pytest.raises(InvalidArgumentError, match="GloVe text needs tokens, and this table has none"):
         save_vectors(np.zeros((2, 2), np.float32), tmp_path / "w.txt")
     assert not (tmp_path / "w.txt").exists()
-
-
-def test_output_format_from_the_suffix_or_named(tmp_path):
-    with pytest.raises(InvalidArgumentError, match=r"cannot tell the format from the suffix"):
-        save_vectors(table(np.float32), tmp_path / "v.dat")
-    save_vectors(table(np.float32), tmp_path / "v.dat", format="word2vec")
-    assert (tmp_path / "v.dat").read_text().startswith("5 3\n")
-    with pytest.raises(InvalidArgumentError, match="only text and word2vec binary files can be written compressed"):
-        save_vectors(table(np.float32), tmp_path / "v.parquet.gz")
-
-
-@pytest.mark.parametrize("suffix,magic", [(".txt.gz", b"\x1f\x8b"), (".vec.bz2", b"BZh"), (".bin.xz", b"\xfd7zXZ")])
-def test_compressed_output(tmp_path, suffix, magic):
-    original = table(np.float32, spaces=False)
-    path = save_vectors(original, tmp_path / f"v{suffix}")
-    assert path.read_bytes().startswith(magic)
-    same_bits(load_vectors(path).matrix, original.matrix)
 
 
 @pytest.mark.parametrize("options,message", [

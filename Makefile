@@ -32,7 +32,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/bench_lookup.py --quick
+	$(BIN)/python benchmarks/bench_gather.py --quick
 
 # Also numba's cache of compiled kernels: it is keyed by the file defining each kernel, so an edit of codegen.py alone
 # would otherwise leave the old kernels in use.

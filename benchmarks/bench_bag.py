@@ -33,7 +33,7 @@ import statistics
 import numpy as np
 
 import embedtool  # sets passive OpenMP waiting before torch loads, so neither runtime's idle threads spin
-from bench_lookup import print_row, round_robin  # one table format and timing loop for every benchmark
+from bench_gather import print_row, round_robin  # one table format and timing loop for every benchmark
 
 VOCAB = 400_000
 DIMS = (100, 300)

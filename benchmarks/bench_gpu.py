@@ -29,8 +29,8 @@ import types
 
 import numpy as np
 
-from bench_lookup import GRID  # the foundation's grid, the same on CPU and GPU
-from embedtool import config, gpu
+from bench_gather import GRID  # the foundation's grid, the same on CPU and GPU
+from embedtool import config, device, gpu
 
 SMOKE_GRID = [(50, 8, 96), (20, 3, 48)]  # n: a multiple of BAG
 BAG = 16
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None, help="timed runs per method (default 9, quick 5)")
     args = parser.parse_args()
     try:
-        gpu.require_gpu()
+        device.require_gpu()
     except gpu.GpuUnavailableError as e:
         sys.exit(f"bench_gpu: {e}")
     from numba import cuda

@@ -67,7 +67,7 @@ def write_fasttext_bin(path: Path, words: list[str], bucket: int, dim: int, seed
 
 
 def bench_open(tmp: Path, nwords: int, bucket: int, dim: int, repeat: int) -> Path:
-    from embedtool.fasttext_bin import load_fasttext_bin
+    from embedtool.formats.fasttext_bin import load_fasttext_bin
 
     words = random_words(nwords, 1)
     small, large = tmp / "small.bin", tmp / "large.bin"
@@ -89,7 +89,7 @@ def bench_oov(path: Path, nwords: int, repeat: int) -> None:
     import fasttext
     from gensim.models.fasttext import load_facebook_vectors
 
-    from embedtool.fasttext_bin import load_fasttext_bin
+    from embedtool.formats.fasttext_bin import load_fasttext_bin
 
     words = random_words(nwords, 2, prefix="oov")
     model = load_fasttext_bin(path)
@@ -113,7 +113,7 @@ def bench_model2vec(tmp: Path, n: int, repeat: int) -> None:
     import model2vec
     import tokenizers
 
-    from embedtool.static_model import load_static_model
+    from embedtool.formats.static_model import load_static_model
 
     rng = random.Random(3)
     vocab = random_words(20000, 4)

@@ -12,7 +12,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .vectors_cmds import From, Tensor, Vocab
+from .weights import From, Tensor, Vocab
 
 
 class Metric(str, Enum):

@@ -114,7 +114,7 @@ def lookup(
     import pyarrow as pa
 
     from embedtool.errors import InputFormatError, InvalidArgumentError
-    from embedtool.writers import from_numpy
+    from embedtool.arrays import from_numpy
 
     vectors = _load(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
     if vectors.has_vocab:

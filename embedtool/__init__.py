@@ -19,7 +19,7 @@ kernel_cache.configure()
 __version__ = "0.1.0"
 
 _LAZY = {
-    "embedding": "embedtool.lookup",
+    "embedding": "embedtool.gather",
     "embedding_bag": "embedtool.bag",
     "Vectors": "embedtool.vectors",
     "load_vectors": "embedtool.vectors",

@@ -4,7 +4,7 @@ The public wrapper checks the arguments (``core``; arguments already in the kern
 ``_ready``) and makes one compiled call: the kernel checks the offsets and plans the work, without copying them
 (``_layout``), then does the work in one pass over the entries: an index outside the table is flagged before its row
 is read (``core`` then names it), padding is skipped, max_norm reads rows from the small table of rows scaled once
-each (``lookup.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
+each (``shared_kernels.renormed_rows``), per-sample weights multiply as the rows are added. Sums accumulate in float32 for
 float16/float32 tables (as torch does) and in float64 for float64 tables, entry by entry in order; sums and maxima
 alike are held in vector registers, a column block at a time: the kernel is compiled once per block width and mode
 (``_pool_kernel``), as fbgemm's are. Rows are added, compared and written in whole vectors (``codegen.vector_*``):
@@ -34,8 +34,9 @@ from numba.extending import overload
 from . import core, small
 from .codegen import (HAS_F16C, prefetch, stack_array, vector_add, vector_copy, vector_divide, vector_fill,
                       vector_max, wide_vectors)
+from .device import use_gpu
 from .errors import InvalidArgumentError
-from .lookup import distinct_rows, index_min_max, renormed_rows, round_to_half
+from .shared_kernels import distinct_rows, index_min_max, renormed_rows, round_to_half
 
 _SUM, _MEAN, _MAX = range(3)
 _INT64, _FLOAT32, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float32), np.dtype(np.float64)
@@ -452,7 +453,7 @@ def embedding_bag(
         pad = core.normalize_padding_idx(padding_idx, weight.shape[0])
         return _pool(input, input, offsets, offsets, include_last_offset, weight, mode, pad, None, None, norm_type,
                      out, where)
-    if core.use_gpu(device, input, weight, offsets, per_sample_weights, out):
+    if use_gpu(device, input, weight, offsets, per_sample_weights, out):
         from .gpu import embedding_bag_cuda
 
         return embedding_bag_cuda(input, weight, offsets, mode, per_sample_weights, padding_idx, include_last_offset,

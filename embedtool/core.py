@@ -23,37 +23,6 @@ BITS_DTYPE = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uin
 Where = Callable[[int], str]
 
 
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def on_gpu(array) -> bool:
-    """Whether ``array`` lives on a GPU (a numba device array, CuPy, a torch CUDA tensor...)."""
-    return hasattr(array, "__cuda_array_interface__")
-
-
-def use_gpu(device, *arrays) -> bool:
-    """Decide where to run. ``None``: where the data is; ``auto``: the GPU when one is usable, else the CPU,
-    silently; ``cuda``: the GPU, or a one-line ``GpuUnavailableError`` naming why not; ``cpu``: never the GPU.
-
-    Nothing of CUDA is imported for ``cpu``, nor for ``None`` with host arrays.
-    """
-    if device is not None and device not in DEVICES:
-        raise InvalidArgumentError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    data_on_gpu = any(on_gpu(a) for a in arrays)
-    if device == "cpu":
-        if data_on_gpu:
-            raise InvalidArgumentError("device='cpu' needs host arrays, got an array on the GPU")
-        return False
-    if device is None and not data_on_gpu:
-        return False
-    from . import gpu
-
-    if device == "cuda" or data_on_gpu:
-        gpu.require_gpu()
-        return True
-    return gpu.gpu_available()
-
-
 def check_weight(weight) -> np.ndarray:
     """Return ``weight`` as a 2-D float16/32/64 ndarray without copying it (memory maps stay maps)."""
     weight = weight if isinstance(weight, np.ndarray) else np.asarray(weight)

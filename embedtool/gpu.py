@@ -24,7 +24,6 @@ Kernel design (launch sizes come from ``config`` at every call):
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import types
 
@@ -32,8 +31,9 @@ import numba
 import numpy as np
 
 from . import config, core
+from .device import require_gpu
 from .errors import BadIndexError, GpuUnavailableError, InvalidArgumentError
-from .lookup import index_min_max
+from .shared_kernels import index_min_max
 
 #: ``numba.cuda``, imported by ``_kernels()`` on first use. Kernels must reach it by this name.
 cuda = None
@@ -42,33 +42,6 @@ _WARP = 32
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _MEAN, _MAX = core.BAG_MODES.index("mean"), core.BAG_MODES.index("max")
-
-
-@functools.cache
-def _unavailable_reason() -> str | None:
-    if importlib.util.find_spec("numba_cuda") is None:
-        return "numba-cuda is not installed (pip install 'embedtool[gpu]')"
-    from numba import cuda as numba_cuda
-    from numba.cuda.cudadrv import nvvm
-
-    if not numba_cuda.is_available():
-        error = numba_cuda.cuda_error()
-        return f"no usable CUDA driver ({' '.join(str(error).split())})" if error else "no CUDA GPU found"
-    if not (numba.core.config.ENABLE_CUDASIM or nvvm.is_available()):
-        return "numba-cuda cannot compile kernels: libNVVM not found (pip install 'numba-cuda[cu12]')"
-    return None
-
-
-def gpu_available() -> bool:
-    """Whether the GPU path can run here: numba-cuda installed, a CUDA driver and a GPU (or the CUDA simulator)."""
-    return _unavailable_reason() is None
-
-
-def require_gpu() -> None:
-    """Raise ``GpuUnavailableError`` with a one-line reason unless the GPU path can run here."""
-    reason = _unavailable_reason()
-    if reason is not None:
-        raise GpuUnavailableError(f"cannot use the GPU: {reason}")
 
 
 # --- Kernels (compiled by ``_kernels()``) ---------------------------------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InputFormatError
-from .fasttext_bin import FastTextModel, is_fasttext_bin, load_fasttext_bin
-from .static_model import StaticModel, is_model_directory, load_static_model
+from .formats.fasttext_bin import FastTextModel, is_fasttext_bin, load_fasttext_bin
+from .formats.static_model import StaticModel, is_model_directory, load_static_model
 
 
 def is_model(path) -> bool:

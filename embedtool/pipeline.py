@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from . import __version__, core, kernel_cache, small, writers
 from .atomic import atomic_path, check_target, is_stream, refuse_aliases
+from .device import use_gpu
 from .errors import GpuUnavailableError, InputFormatError, InvalidArgumentError, UsageError, in_file
 from .progress import progress_bar
 from .readers import (Batch, ReadOptions, Source, check_columns, column_batch, column_kind, open_sources,
@@ -116,7 +117,7 @@ def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer
         from .small import embedding, embedding_bag
     else:
         from .bag import embedding_bag
-        from .lookup import embedding
+        from .gather import embedding
 
     buffer = buffer or _Buffer()
     dim = weight.shape[1]
@@ -138,7 +139,7 @@ def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.
         values.reshape(-1, values.shape[-1])[batch.zero] = 0
     if options.output_dtype is not None and values.dtype != np.dtype(options.output_dtype):
         if options.output_dtype == "float16" and values.size > small.SMALL_WORK:
-            from .lookup import to_float16
+            from .shared_kernels import to_float16
 
             values = to_float16(values)
         else:
@@ -334,7 +335,7 @@ def embed_path(
     device_table = _device_table(weight, "cpu" if device == "auto" and small_input else device, summary)
     kernels = device_table is None and not small_input
     if kernels:
-        from . import lookup  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
+        from . import gather  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
     if vectors.tokens is not None:
         from . import tokens  # noqa: F401 - likewise for the token mapper's module, which imports numba
 
@@ -348,7 +349,7 @@ def embed_path(
                 continue
             summary.input_shape = source.input_shape
             with _sink(target) as sink:
-                _write_source(source, vectors, weights_name, sink, writers.output_format(str(target)), options,
+                _write_source(source, vectors, weights_name, sink, writers.output_kind(str(target)), options,
                               read.mapper, device_table, progress, summary)
             summary.shards += 1
     summary.seconds = time.perf_counter() - started - (kernel_cache.compile_seconds() - compiling)
@@ -389,7 +390,7 @@ def output_plan(weights, input, output, vocab=None) -> dict:
     if directory:
         plan = shard_targets(input, output)
     else:
-        writers.output_format(str(output))
+        writers.output_kind(str(output))
         plan = {Path(output): input}
     source = weights.metadata.get("source") if isinstance(weights, Vectors) else weights
     refuse_aliases(plan, {**(weight_files(source, vocab) if source else {}), **dict.fromkeys(plan.values(), "input")})
@@ -416,7 +417,7 @@ def shard_targets(source, dest) -> dict:
 def _device_table(weight: np.ndarray, device: str, summary: Summary):
     """The weights on the GPU for the whole run, or None for the CPU. Under ``auto`` a table larger than the GPU's
     free memory falls back to the CPU, saying so."""
-    if not core.use_gpu(device):
+    if not use_gpu(device):
         summary.device = "cpu"
         return None
     from .gpu import DeviceTable

@@ -550,7 +550,7 @@ def similar_path(vectors, queries, output, k=10, metric="cosine", against=None, 
 
     from .atomic import atomic_path
     from .progress import progress_bar
-    from .writers import BatchWriter, output_format, stdout_sink
+    from .writers import BatchWriter, output_kind, stdout_sink
 
     queries = Path(queries)
     if not queries.is_file():
@@ -560,7 +560,7 @@ def similar_path(vectors, queries, output, k=10, metric="cosine", against=None, 
     inputs = {queries.resolve(), *(Path(t.metadata["source"]).resolve() for t in tables)}
     if not to_stdout and Path(output).resolve() in inputs:
         raise InvalidArgumentError(f"{output}: the output would overwrite an input")
-    fmt = output_format(str(output))
+    fmt = output_kind(str(output))
     total, kept_fields, batches = _query_batches(queries, column, keep)
     rows = missing = 0
     target = contextlib.nullcontext(stdout_sink()) if to_stdout else atomic_path(output)

@@ -6,7 +6,7 @@ done here instead, with the same checks (``core``) and results: gathers and padd
 entry by entry in order (many short bags a position at a time across the bags, a few long ones a bag at a time),
 in the kernels' accumulator dtype (float32, float64 for float64 tables), so maxima are bit for bit too (a later entry
 wins only if strictly greater) and sums and means equal the kernels' up to their fused multiply-adds and the order
-of a bag split across threads (docs/semantics.md §2 tolerances). ``lookup.embedding`` and ``bag.embedding_bag``
+of a bag split across threads (docs/semantics.md §2 tolerances). ``gather.embedding`` and ``bag.embedding_bag``
 send small calls here; the pipeline calls it directly, so a small CLI job never imports numba.
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import core
+from .arrays import as_strings
+from .device import on_gpu
 
 #: Largest output (elements: entries x D) done with NumPy. Above it the parallel kernels win, once loaded: NumPy's
 #: gather of 2**20 float32 elements took about 1 ms here, the bag fold (one NumPy step per bag position) a few ms.
@@ -24,7 +26,7 @@ SMALL_WORK = 1 << 20
 
 def takes(input, weight, max_norm=None, device=None) -> bool:
     """Whether a call goes the NumPy way: host arrays, no max_norm, a small output."""
-    if max_norm is not None or device not in (None, "cpu") or core.on_gpu(input) or core.on_gpu(weight):
+    if max_norm is not None or device not in (None, "cpu") or on_gpu(input) or on_gpu(weight):
         return False
     try:
         return np.size(input) * (np.shape(weight)[-1] if np.ndim(weight) == 2 else 1) <= SMALL_WORK
@@ -38,7 +40,7 @@ def index_min_max(flat: np.ndarray) -> tuple[int, int]:
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None):
-    """``lookup.embedding`` on the CPU without max_norm, in NumPy: the rows are copied as their bits."""
+    """``gather.embedding`` on the CPU without max_norm, in NumPy: the rows are copied as their bits."""
     weight = core.check_weight(weight)
     num_embeddings, dim = weight.shape
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
@@ -167,8 +169,6 @@ class TokenIndex:
 
     def lookup(self, queries) -> np.ndarray:
         """The row of each query token (int64), -1 for a token not in the vocabulary or a null."""
-        from .vectors import as_strings
-
         if not (isinstance(queries, (list, tuple)) and all(isinstance(q, str) for q in queries)):
             queries = as_strings(queries)  # (not for a list of str: pa.array would import pandas, 0.4 s)
             if len(queries) > SMALL_WORK:

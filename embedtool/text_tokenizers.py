@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrays import as_strings
 from .errors import InputFormatError, MissingExtraError
-from .vectors import as_strings
 
 # Hugging Face's Punctuation pre-tokenizer: ASCII punctuation (Rust's is_ascii_punctuation, which takes symbols
 # such as $ + < = > ^ ` | ~) or any character of a Unicode punctuation category (P*).

@@ -18,7 +18,7 @@ from numba import njit
 from .codegen import load_word, trailing_zeros
 from .errors import InputFormatError, InvalidArgumentError
 from .vocab import HASH_SEED, find, finish, mix, token_hash, word_at
-from .writers import from_numpy, numpy_view, string_array, strings
+from .arrays import from_numpy, numpy_view, string_array, strings
 
 OOV_POLICIES = ("error", "unk", "padding", "skip", "zero")
 TOKENIZERS = ("space", "whitespace", "chars")

@@ -1,20 +1,8 @@
 """Weight tables: ``Vectors`` (a matrix and an optional vocabulary), ``load_vectors`` and ``save_vectors``.
 
-Formats (``format=`` names; read from a file's first bytes, else its suffix):
+The formats, their suffixes and how a file's format is found: ``embedtool.formats``.
 
-==================  ===========================  ========================================================
-format              suffixes                     holds
-==================  ===========================  ========================================================
-``arrow``           .arrow .feather .ipc         the store: ``token`` + ``vector`` fixed_size_list, mapped
-``parquet``         .parquet                     token + vector (list) column, or one column per dimension
-``npy``             .npy                         the matrix, mapped; tokens from a sidecar vocab file
-``safetensors``     .safetensors                 a 2-D tensor (``tensor=``), mapped; sidecar vocab file
-``glove``           .txt                         text rows ``token v1 ... vD``
-``word2vec``        .vec                         the same after an ``N D`` header line (fastText too)
-``word2vec-binary`` .bin                         ``N D`` line, then token, space, D float32 per row
-==================  ===========================  ========================================================
-
-Text and word2vec binary files may be compressed (.gz, .bz2, .xz): they are streamed. The sidecar vocab of a table
+The sidecar vocab of a table
 without tokens is ``vocab=``, else ``<name>.vocab.txt`` or ``vocab.txt`` beside it: one token per line, id = line - 1.
 """
 
@@ -28,35 +16,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from . import formats
+from .arrays import as_strings
 from .core import WEIGHT_DTYPES, check_weight
 from .errors import EmbedtoolError, InputFormatError, InvalidArgumentError
+from .formats.base import LoadOptions, SaveOptions, open_compressed
 
-FORMATS = ("arrow", "parquet", "npy", "safetensors", "glove", "word2vec", "word2vec-binary")
-TEXT_FORMATS = ("glove", "word2vec")
-SUFFIXES = {
-    ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow", ".parquet": "parquet", ".npy": "npy",
-    ".safetensors": "safetensors", ".txt": "glove", ".vec": "word2vec", ".bin": "word2vec-binary",
-}
-COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
-_COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
-_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the int32 that starts a fastText .bin model
-_FORMAT_MAGIC = ((b"\x93NUMPY", "npy"), (b"PAR1", "parquet"), (b"ARROW1", "arrow"), (b"\xff\xff\xff\xff", "arrow"))
-
-
-def as_strings(tokens) -> pa.Array:
-    """A pyarrow string array from an Arrow (chunked) string array, or any sequence of str."""
-    if isinstance(tokens, pa.ChunkedArray):
-        tokens = tokens.combine_chunks() if tokens.num_chunks != 1 else tokens.chunk(0)
-    if not isinstance(tokens, pa.Array):
-        try:
-            tokens = pa.array(tokens if isinstance(tokens, (list, tuple)) else list(tokens), pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
-            raise InvalidArgumentError(f"tokens must be strings ({e})") from None
-    if pa.types.is_dictionary(tokens.type):
-        tokens = tokens.dictionary_decode()
-    if not (pa.types.is_string(tokens.type) or pa.types.is_large_string(tokens.type)):
-        raise InvalidArgumentError(f"tokens must be strings, got an Arrow array of {tokens.type}")
-    return tokens
 
 
 @dataclass
@@ -158,52 +123,6 @@ class Vectors:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Detection
-
-
-def detect_format(path, format: str | None = None) -> tuple[str, str | None]:
-    """(format, compression or None) of a file to read: its first bytes where they tell, else its suffix, else
-    whether its content looks like text. ``format`` overrides the format (compression is always sniffed)."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head.startswith(_FASTTEXT_MAGIC):
-        raise InputFormatError(f"{path}: a fastText .bin model, not supported yet: read its .vec file (or write one "
-                               "with fastText's print-word-vectors)")
-    compression = next((c for magic, c in _COMPRESSION_MAGIC if head.startswith(magic)), None)
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in COMPRESSIONS:
-        suffixes.pop()
-    if compression is not None:
-        try:
-            from .textformat import open_compressed
-
-            with open(path, "rb") as raw, open_compressed(raw, compression, "rb") as f:
-                head = f.read(4096)
-        except (OSError, EOFError, ValueError) as e:
-            raise InputFormatError(f"{path}: cannot decompress ({e})") from None
-    fmt = format or _sniff(head, suffixes[-1] if suffixes else "")
-    if compression is not None and fmt not in TEXT_FORMATS + ("word2vec-binary",):
-        raise InputFormatError(f"{path}: a compressed {fmt} file cannot be read; decompress it first")
-    return fmt, compression
-
-
-def _sniff(head: bytes, suffix: str) -> str:
-    for magic, fmt in _FORMAT_MAGIC:
-        if head.startswith(magic):
-            return fmt
-    if len(head) > 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 30:
-        return "safetensors"
-    if suffix in SUFFIXES:
-        return SUFFIXES[suffix]
-    first, _, rest = head.partition(b"\n")
-    control = bytes(range(9)) + bytes(range(14, 32))
-    if first.strip().replace(b" ", b"").isdigit() and any(b in control for b in rest):
-        return "word2vec-binary"
-    return "glove"
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Loading
 
 
@@ -251,7 +170,7 @@ def load_vectors(
     path : path-like
         The file. Its format is detected from its first bytes and suffix unless ``format`` names it.
     format : str, optional
-        One of ``FORMATS``.
+        One of ``formats.NAMES``.
     tensor : str, optional
         The safetensors tensor to read (default: the file's only 2-D tensor).
     vocab : path-like, optional
@@ -281,7 +200,7 @@ def load_vectors(
     """
     path = Path(path)
     if format is not None:
-        _choice("format", format, FORMATS)
+        _choice("format", format, formats.NAMES)
     _choice("duplicates", duplicates, ("first", "last", "error"))
     _choice("on_bad_row", on_bad_row, ("error", "skip"))
     _choice("errors", errors, ("strict", "replace", "ignore"))
@@ -297,35 +216,15 @@ def load_vectors(
         raise InvalidArgumentError(f"limit must be an integer >= 0, got {limit!r}")
     if not path.exists():
         raise InputFormatError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputFormatError(f"{path}: is a directory, not a weight file")
-    fmt, compression = detect_format(path, format)
-    notes: dict = {}
-    lines = None
-    stored: dict = {}
-    if fmt in TEXT_FORMATS or fmt == "word2vec-binary":
-        from . import textformat
-
-        opts = textformat.TextOptions(
-            np.dtype(dtype or np.float32), limit, on_bad_row, errors, encoding, allow_nonfinite
-        )
-        read = textformat.read_text if fmt in TEXT_FORMATS else textformat.read_word2vec_binary
-        result = read(path, compression, opts, progress)
-        matrix, tokens, lines = result.matrix, result.tokens, result.lines
-        if result.skipped:
-            notes["skipped_rows"] = result.skipped
-    else:
-        from . import formats
-
-        if fmt == "safetensors":
-            matrix, tokens, stored = formats.read_safetensors(path, tensor)
-        else:
-            matrix, tokens, stored = {"arrow": formats.read_arrow, "parquet": formats.read_parquet,
-                                      "npy": formats.read_npy}[fmt](path)
-        try:
-            matrix = check_weight(matrix)
-        except EmbedtoolError as e:
-            raise InputFormatError(f"{path}: {e}") from None
+    options = LoadOptions(dtype, limit, on_bad_row, errors, encoding, allow_nonfinite, tensor, progress)
+    fmt, compression = formats.detect(path, format)
+    result = fmt.read(path, compression, options)
+    try:
+        matrix = check_weight(result.matrix)
+    except EmbedtoolError as e:
+        raise InputFormatError(f"{path}: {e}") from None
+    tokens, lines, stored = result.tokens, result.lines, result.stored
+    notes = {"skipped_rows": result.skipped} if result.skipped else {}
     if tokens is None:
         vocab_path = Path(vocab) if vocab is not None else _sidecar(path)
         if vocab_path is not None:
@@ -341,7 +240,7 @@ def load_vectors(
             notes["duplicates"] = dropped
     if dtype is not None and matrix.dtype != dtype:
         matrix = matrix.astype(dtype)
-    metadata = {"source": str(path), "source_format": fmt, "dtype": str(matrix.dtype),
+    metadata = {"source": str(path), "source_format": fmt.name, "dtype": str(matrix.dtype),
                 "rows": matrix.shape[0], "dim": matrix.shape[1], **notes}
     if "source" in stored:
         metadata["converted_from"] = stored["source"]
@@ -388,26 +287,6 @@ def _deduplicate(path, matrix, tokens, policy: str, lines):
 # Saving
 
 
-def output_format(path, format: str | None = None) -> tuple[str, str | None]:
-    """(format, compression) of a file to write: ``format``, else the suffix (text may end in .gz, .bz2, .xz)."""
-    path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
-    if compression:
-        suffixes.pop()
-    fmt = format
-    if fmt is None:
-        fmt = SUFFIXES.get(suffixes[-1] if suffixes else "")
-        if fmt is None:
-            raise InvalidArgumentError(
-                f"{path}: cannot tell the format from the suffix; use one of {', '.join(SUFFIXES)} or name the format"
-            )
-    _choice("format", fmt, FORMATS)
-    if compression and fmt not in TEXT_FORMATS + ("word2vec-binary",):
-        raise InvalidArgumentError(f"{path}: only text and word2vec binary files can be written compressed")
-    return fmt, compression
-
-
 def weight_files(path, vocab=None, what="weights") -> dict:
     """The files a table at ``path`` is read from, which no output may overwrite: ``{path: what}``, and its
     vocabulary (``vocab``, else a sidecar beside it)."""
@@ -423,7 +302,7 @@ def check_destination(path, format=None, reads: dict | None = None) -> None:
 
     path = Path(path)
     files = [path]
-    if output_format(path, format)[0] in ("npy", "safetensors"):
+    if formats.for_output(path, format)[0].sidecar_vocab:
         files.append(path.with_suffix(".vocab.txt"))
     refuse_aliases(files, reads or {})
     for file in files:
@@ -438,14 +317,13 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
     tokens to a ``<name>.vocab.txt`` beside the file. Text is written with the fewest digits that read back exactly;
     word2vec binary holds float32 (float64 is rounded to it). ``tensor`` names the safetensors tensor.
     """
-    from . import formats, textformat
     from .atomic import atomic_path
 
     vectors = vectors if isinstance(vectors, Vectors) else Vectors(vectors)
     path = Path(path)
     source = vectors.metadata.get("source")
     check_destination(path, format, weight_files(source, what="source") if source else None)
-    fmt, compression = output_format(path, format)
+    fmt, compression = formats.for_output(path, format)
     matrix, tokens = vectors.matrix, vectors.tokens
     if tokens is not None:
         _check_unique(tokens)
@@ -454,17 +332,9 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
         "source_format": vectors.metadata.get("converted_from_format", vectors.metadata.get("source_format", "")),
         "dtype": str(matrix.dtype), "rows": matrix.shape[0], "dim": matrix.shape[1],
     }
-    writers = {
-        "arrow": lambda f: formats.write_arrow(f, matrix, tokens, meta),
-        "parquet": lambda f: formats.write_parquet(f, matrix, tokens, meta),
-        "npy": lambda f: formats.write_npy(f, matrix),
-        "safetensors": lambda f: formats.write_safetensors(f, matrix, tensor, meta),
-        "glove": lambda f: textformat.write_text(f, matrix, tokens, False, progress),
-        "word2vec": lambda f: textformat.write_text(f, matrix, tokens, True, progress),
-        "word2vec-binary": lambda f: textformat.write_word2vec_binary(f, matrix, tokens, progress),
-    }
+    options = SaveOptions(tensor, progress)
     with contextlib.ExitStack() as stack:
-        if fmt in ("npy", "safetensors") and tokens is not None:
+        if fmt.sidecar_vocab and tokens is not None:
             from .vocab import write_vocab
 
             sidecar = stack.enter_context(atomic_path(path.with_suffix(".vocab.txt")))
@@ -473,10 +343,10 @@ def save_vectors(vectors, path, format=None, *, tensor="weight", progress=None) 
         tmp = stack.enter_context(atomic_path(path))
         with open(tmp, "wb") as raw:
             if compression is None:
-                writers[fmt](raw)
+                fmt.write(raw, matrix, tokens, meta, options)
             else:
-                with textformat.open_compressed(raw, compression, "wb") as f:
-                    writers[fmt](f)
+                with open_compressed(raw, compression, "wb") as f:
+                    fmt.write(f, matrix, tokens, meta, options)
     return path
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 from numba import njit, prange
 
+from .arrays import as_strings, string_buffers
 from .codegen import load_word
 from .errors import InputFormatError, InvalidArgumentError
-from .vectors import as_strings
 
 _U = np.uint64
 HASH_SEED, _PRIME = _U(0xCBF29CE484222325), _U(0x9E3779B97F4A7C15)  # a token's running hash starts at HASH_SEED
@@ -136,21 +136,6 @@ def _probe(table, offsets, data, q_offsets, q_data, q_valid, out):
         out[i] = -1
         if q_valid[i]:
             out[i] = find(table, offsets, data, token_hash(q_data, s, e), word_at(q_data, s, e), q_data, s, e)
-
-
-def string_buffers(tokens: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, data) of a string array as numpy views: token ``i`` is ``data[offsets[i]:offsets[i + 1]]``."""
-    kind = np.int64 if pa.types.is_large_string(tokens.type) else np.int32
-    buffers = tokens.buffers()
-    offsets = np.frombuffer(buffers[1], kind)[tokens.offset : tokens.offset + len(tokens) + 1] if len(tokens) else (
-        np.zeros(1, kind)
-    )
-    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.empty(0, np.uint8)
-    # The kernels read data[offsets[i]:offsets[i + 1]] unchecked: offsets from an untrusted file must not point
-    # outside it. One vectorised pass, about 1 ms per million tokens.
-    if offsets[0] < 0 or offsets[-1] > data.shape[0] or (offsets[1:] < offsets[:-1]).any():
-        raise InputFormatError("corrupt string column: its offsets decrease or point outside its data")
-    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
 
 
 class TokenIndex:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .arrays import from_numpy
 from .atomic import is_stream
 from .errors import InvalidArgumentError
 
@@ -40,30 +41,6 @@ def embedding_type(dtype, row_shape: tuple[int, ...], vector_type: str = "fixed"
 
 def ragged_type(dtype, dim: int, vector_type: str = "fixed") -> pa.DataType:
     return pa.list_(embedding_type(dtype, (dim,), vector_type))
-
-
-def from_numpy(values: np.ndarray) -> pa.Array:
-    """A 1-D numeric array as an Arrow array without a copy (``pa.array`` would import pandas: 0.4 s per run)."""
-    values = np.ascontiguousarray(values)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
-
-
-def numpy_view(values: pa.Array) -> np.ndarray:
-    """A fixed-width Arrow array without nulls as a read-only NumPy view (``to_numpy`` would import pandas)."""
-    dtype = values.type.to_pandas_dtype()
-    return np.frombuffer(values.buffers()[1], dtype)[values.offset : values.offset + len(values)]
-
-
-def string_array(data: bytes, offsets: np.ndarray) -> pa.StringArray:
-    """Strings from UTF-8 ``data`` cut at ``offsets`` (n + 1), without a copy. Not validated."""
-    offsets = np.ascontiguousarray(offsets, np.int32)
-    return pa.Array.from_buffers(pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-
-
-def strings(values: list[str]) -> pa.StringArray:
-    """A few Python strings as an Arrow array (``pa.array`` would import pandas)."""
-    encoded = [v.encode("utf-8") for v in values]
-    return string_array(b"".join(encoded), np.cumsum([0] + [len(e) for e in encoded]))
 
 
 def vectors_array(values: np.ndarray, vector_type: str = "fixed") -> pa.Array:
@@ -101,7 +78,7 @@ def ragged_array(values: np.ndarray, offsets: np.ndarray, vector_type: str = "fi
     return pa.ListArray.from_arrays(from_numpy(offsets.astype(np.int32, copy=False)), vectors_array(values, vector_type))
 
 
-def output_format(path: str) -> str:
+def output_kind(path: str) -> str:
     """``ipc-file``, ``ipc-stream`` or ``parquet`` from the output path's suffix; ``-``, a device (``/dev/null``)
     or a pipe without one is an IPC stream."""
     if path == "-":

@@ -13,7 +13,7 @@ from embedtool import small
 from embedtool.bag import _plan
 from embedtool.errors import BadIndexError, EmbedtoolError, InvalidArgumentError
 
-#: The kernels see int64 only; core.as_indices, which converts the rest, is tested on every dtype in test_lookup.
+#: The kernels see int64 only; core.as_indices, which converts the rest, is tested on every dtype in test_gather.
 INDEX_DTYPES = [np.uint16, np.int32, np.int64]
 WEIGHT_DTYPES = [np.float16, np.float32, np.float64]
 MODES = ["sum", "mean", "max"]

@@ -13,7 +13,7 @@ from embedtool.errors import GpuUnavailableError, InvalidArgumentError
 from embedtool_cli.app import app
 
 pytestmark = pytest.mark.skipif(
-    __import__("embedtool.gpu", fromlist=["gpu_available"]).gpu_available(), reason="a GPU is usable here"
+    __import__("embedtool.device", fromlist=["gpu_available"]).gpu_available(), reason="a GPU is usable here"
 )
 runner = CliRunner()
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 import embedtool  # noqa: E402
 import naive  # noqa: E402
-from embedtool import config, core, gpu  # noqa: E402
+from embedtool import config, core, device, gpu  # noqa: E402
 from embedtool.errors import BadIndexError, EmbedtoolError, InvalidArgumentError  # noqa: E402
 
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "0"
@@ -70,20 +70,20 @@ def on_device(array):
 
 
 def test_simulator_or_gpu_is_available():
-    assert gpu.gpu_available()
-    gpu.require_gpu()
+    assert device.gpu_available()
+    device.require_gpu()
 
 
 def test_unavailable_gpu_is_a_one_line_reason(monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "numba_cuda" else find_spec(name))
-    gpu._unavailable_reason.cache_clear()
+    device._unavailable_reason.cache_clear()
     try:
-        assert not gpu.gpu_available()
+        assert not device.gpu_available()
         with pytest.raises(gpu.GpuUnavailableError, match=r"^cannot use the GPU: numba-cuda is not installed \("):
-            gpu.require_gpu()
+            device.require_gpu()
     finally:
-        gpu._unavailable_reason.cache_clear()
+        device._unavailable_reason.cache_clear()
 
 
 # --- embedding -----------------------------------------------------------------------------------------------

@@ -5,15 +5,15 @@ import struct
 import pytest
 
 from embedtool.errors import InputFormatError
-from embedtool.fasttext_bin import FastTextModel
+from embedtool.formats.fasttext_bin import FastTextModel
 from embedtool.models import is_model, load_model
-from embedtool.static_model import StaticModel
+from embedtool.formats.static_model import StaticModel
 
 
 def test_a_fasttext_bin_and_a_directory_are_told_apart(tmp_path):
     pytest.importorskip("tokenizers")
-    from test_fasttext_bin import train
-    from test_static_model import make_model, sentences, wordpiece_tokenizer
+    from test_formats_fasttext_bin import train
+    from test_formats_static_model import make_model, sentences, wordpiece_tokenizer
 
     path, _ = train(tmp_path, "m.bin", minn=2, maxn=3)
     assert is_model(path) and isinstance(load_model(path), FastTextModel)

@@ -30,17 +30,7 @@ EMBEDTOOL = str(Path(sys.executable).with_name("embedtool"))
 WORDS = ["<unk>", "the", "cat", "sat", "on", "mat", "Dog", "1", "2", "a b"]
 
 
-@pytest.fixture(autouse=True, scope="module", params=["kernels", "python"])
-def path(request):
-    """Every test runs on both paths: the numba kernels, and the NumPy/Python path of small inputs (text parsed in
-    Python, a dict for the vocabulary, NumPy lookups)."""
-    from embedtool import small
-
-    saved = small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB
-    limit = -1 if request.param == "kernels" else float("inf")
-    small.SMALL_WORK = small.SMALL_TEXT = small.SMALL_VOCAB = limit
-    yield request.param
-    small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB = saved
+pytestmark = pytest.mark.usefixtures("both_paths")  # the kernels and the small-input path (conftest.py)
 
 
 @pytest.fixture

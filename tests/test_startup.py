@@ -61,7 +61,7 @@ def test_kernels_cache_in_a_private_temporary_directory_when_package_and_home_ar
                          timeout=600)
     assert run.returncode == 0, run.stderr
     assert run.stderr == "" and _embedded(tmp_path)
-    assert list((tmp_path / "tmp" / f"embedtool-numba-{os.getuid()}").glob("**/lookup._gather-*.nbi"))
+    assert list((tmp_path / "tmp" / f"embedtool-numba-{os.getuid()}").glob("**/gather._gather-*.nbi"))
 
 
 def test_kernels_run_uncached_with_a_one_line_note_when_nothing_is_writable(tmp_path):

@@ -1,7 +1,6 @@
 """``Vectors``, ``load_vectors`` and ``save_vectors``: round trips between every pair of formats, the store, token
-lookups, format detection, sidecar vocabularies, safetensors, generic Arrow/Parquet tables and option checks."""
+lookups, sidecar vocabularies, safetensors, generic Arrow/Parquet tables and option checks."""
 
-import gzip
 import itertools
 import json
 
@@ -12,24 +11,15 @@ import pytest
 
 import embedtool
 from embedtool.errors import InputFormatError, InvalidArgumentError
-from embedtool.vectors import FORMATS, Vectors, load_vectors, save_vectors
+from embedtool.formats import NAMES
+from embedtool.vectors import Vectors, load_vectors, save_vectors
 
 SUFFIX = {"arrow": ".arrow", "parquet": ".parquet", "npy": ".npy", "safetensors": ".safetensors", "glove": ".txt",
           "word2vec": ".vec", "word2vec-binary": ".bin"}
 DTYPES = [np.float16, np.float32, np.float64]
 
 
-@pytest.fixture(autouse=True, scope="module", params=["kernels", "python"])
-def path(request):
-    """Every test runs on both paths: the numba kernels, and the NumPy/Python path of small inputs (text parsed in
-    Python, a dict for the vocabulary, NumPy lookups)."""
-    from embedtool import small
-
-    saved = small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB
-    limit = -1 if request.param == "kernels" else float("inf")
-    small.SMALL_WORK = small.SMALL_TEXT = small.SMALL_VOCAB = limit
-    yield request.param
-    small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB = saved
+pytestmark = pytest.mark.usefixtures("both_paths")  # the kernels and the small-input path (conftest.py)
 
 
 def table(dtype, spaces=True):
@@ -50,7 +40,7 @@ def same_bits(a, b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("first,second", list(itertools.product(FORMATS, FORMATS)))
+@pytest.mark.parametrize("first,second", list(itertools.product(NAMES, NAMES)))
 def test_round_trip_between_every_pair_of_formats(tmp_path, first, second, dtype):
     binary = "word2vec-binary" in (first, second)
     original = table(dtype, spaces=not binary)
@@ -64,7 +54,7 @@ def test_round_trip_between_every_pair_of_formats(tmp_path, first, second, dtype
     assert back.tokens.to_pylist() == original.tokens.to_pylist()
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", NAMES)
 def test_each_format_keeps_its_dtype_by_default(tmp_path, fmt):
     path = tmp_path / f"v{SUFFIX[fmt]}"
     save_vectors(table(np.float64, spaces=False), path)
@@ -113,7 +103,7 @@ def test_store_without_tokens(tmp_path):
 
 
 def test_empty_table_round_trips(tmp_path):
-    for fmt in FORMATS:
+    for fmt in NAMES:
         path = save_vectors(Vectors(np.empty((0, 4), np.float32), []), tmp_path / f"e{SUFFIX[fmt]}")
         if fmt == "glove":  # no header, no rows: nothing tells the dimension
             assert path.read_bytes() == b""
@@ -191,35 +181,6 @@ def test_vectors_checks_its_parts():
 
 # --------------------------------------------------------------------------------------------------------------
 # Detection
-
-
-def test_first_bytes_win_over_the_suffix(tmp_path):
-    save_vectors(table(np.float32), tmp_path / "v.parquet")
-    (tmp_path / "v.parquet").rename(tmp_path / "really_parquet.txt")
-    assert load_vectors(tmp_path / "really_parquet.txt").metadata["source_format"] == "parquet"
-    np.save(tmp_path / "m.npy", np.ones((2, 2), np.float32))
-    (tmp_path / "m.npy").rename(tmp_path / "m.bin")
-    assert load_vectors(tmp_path / "m.bin").metadata["source_format"] == "npy"
-
-
-def test_text_without_a_known_suffix_is_text(tmp_path):
-    (tmp_path / "vectors").write_bytes(b"a 1 2\nb 3 4\n")
-    assert load_vectors(tmp_path / "vectors").metadata["source_format"] == "glove"
-
-
-def test_format_option_overrides_detection(tmp_path):
-    (tmp_path / "v.npy").write_bytes(b"a 1 2\n")
-    assert load_vectors(tmp_path / "v.npy", format="glove").tokens.to_pylist() == ["a"]
-    with pytest.raises(InputFormatError, match=r"v\.txt: not a readable \.npy file"):
-        (tmp_path / "v.txt").write_bytes(b"a 1 2\n")
-        load_vectors(tmp_path / "v.txt", format="npy")
-
-
-def test_compressed_binary_formats_are_refused(tmp_path):
-    (tmp_path / "v.npy.gz").write_bytes(gzip.compress(b"\x93NUMPY rest"))
-    with pytest.raises(InputFormatError) as e:
-        load_vectors(tmp_path / "v.npy.gz")
-    assert str(e.value) == f"{tmp_path}/v.npy.gz: a compressed npy file cannot be read; decompress it first"
 
 
 def test_missing_file_and_directory(tmp_path):
@@ -418,23 +379,6 @@ def test_failed_save_leaves_no_file_and_keeps_an_existing_one(tmp_path):
     with pytest.raises(InvalidArgumentError, match="GloVe text needs tokens, and this table has none"):
         save_vectors(np.zeros((2, 2), np.float32), tmp_path / "w.txt")
     assert not (tmp_path / "w.txt").exists()
-
-
-def test_output_format_from_the_suffix_or_named(tmp_path):
-    with pytest.raises(InvalidArgumentError, match=r"cannot tell the format from the suffix"):
-        save_vectors(table(np.float32), tmp_path / "v.dat")
-    save_vectors(table(np.float32), tmp_path / "v.dat", format="word2vec")
-    assert (tmp_path / "v.dat").read_text().startswith("5 3\n")
-    with pytest.raises(InvalidArgumentError, match="only text and word2vec binary files can be written compressed"):
-        save_vectors(table(np.float32), tmp_path / "v.parquet.gz")
-
-
-@pytest.mark.parametrize("suffix,magic", [(".txt.gz", b"\x1f\x8b"), (".vec.bz2", b"BZh"), (".bin.xz", b"\xfd7zXZ")])
-def test_compressed_output(tmp_path, suffix, magic):
-    original = table(np.float32, spaces=False)
-    path = save_vectors(original, tmp_path / f"v{suffix}")
-    assert path.read_bytes().startswith(magic)
-    same_bits(load_vectors(path).matrix, original.matrix)
 
 
 @pytest.mark.parametrize("options,message", [

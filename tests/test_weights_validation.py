@@ -249,9 +249,9 @@ def test_info_stats_only_when_asked(tmp_path):
 
 
 def test_max_norm_allocates_per_looked_up_row_not_per_table_row(tmp_path):
-    from embedtool.formats import read_npy
+    from embedtool.formats import npy
 
-    weight = read_npy(sparse_npy(tmp_path / "big.npy", 1 << 28, 4))[0]
+    weight = npy.read(sparse_npy(tmp_path / "big.npy", 1 << 28, 4)).matrix
     ids = np.array([[3, 5, (1 << 28) - 1]])
     embedding(ids - 3, weight, max_norm=1.0), embedding_bag(ids - 3, weight, max_norm=1.0)  # the kernels compiled
     tracemalloc.start()
@@ -266,7 +266,7 @@ def test_max_norm_allocates_per_looked_up_row_not_per_table_row(tmp_path):
 
 
 def test_max_norm_on_huge_tables_matches_the_per_row_path(monkeypatch):
-    import embedtool.lookup as lookup
+    import embedtool.shared_kernels as shared_kernels
 
     rng = np.random.default_rng(21)
     for dtype in (np.float16, np.float32, np.float64):
@@ -276,7 +276,7 @@ def test_max_norm_on_huge_tables_matches_the_per_row_path(monkeypatch):
         expected_bags = [embedding_bag(ids, weight, mode="max", padding_idx=3, max_norm=1.5, norm_type=p)
                          for p in (1.0, 2.0, np.inf)]
         with monkeypatch.context() as patch:
-            patch.setattr(lookup, "_MAX_STATE", -1)  # as for a table too large for per-row state
+            patch.setattr(shared_kernels, "_MAX_STATE", -1)  # as for a table too large for per-row state
             for p, want, want_bags in zip((1.0, 2.0, np.inf), expected, expected_bags):
                 np.testing.assert_array_equal(embedding(ids, weight, 3, 1.5, p), want)
                 np.testing.assert_array_equal(

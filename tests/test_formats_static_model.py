@@ -10,7 +10,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from embedtool.errors import InputFormatError, InvalidArgumentError
-from embedtool.static_model import is_model_directory, load_static_model
+from embedtool.formats.static_model import is_model_directory, load_static_model
 
 model2vec = pytest.importorskip("model2vec")
 tokenizers = pytest.importorskip("tokenizers")

@@ -147,15 +147,15 @@ def test_out_is_filled_and_returned():
 @pytest.mark.parametrize("shift", [0, 1, 5])
 def test_streaming_gather_matches_reference(monkeypatch, dtype, dim, shift, max_norm):
     """Large outputs are written with non-temporal stores; every alignment of the output gives the same values."""
-    from embedtool import lookup
+    from embedtool import gather
 
-    monkeypatch.setattr(lookup, "_STREAM_OUTPUT", 0)  # stream this small output too
+    monkeypatch.setattr(gather, "_STREAM_OUTPUT", 0)  # stream this small output too
     rng = np.random.default_rng(dim + shift)
     weight = (rng.standard_normal((300, dim)) / np.sqrt(dim) * 1.2).astype(dtype)  # norms on both sides of 1
     idx = rng.integers(0, 300, size=(40, 25))
     out = np.empty(idx.size * dim + shift, dtype)[shift:].reshape(idx.shape + (dim,))  # lines start mid-row
-    streamed = lookup._streams(out.reshape(idx.size, dim), weight)
-    assert streamed == (dim * np.dtype(dtype).itemsize >= lookup._STREAM_ROW)
+    streamed = gather._streams(out.reshape(idx.size, dim), weight)
+    assert streamed == (dim * np.dtype(dtype).itemsize >= gather._STREAM_ROW)
     embedtool.embedding(idx, weight, padding_idx=3, max_norm=max_norm, out=out)
     expected = naive.embedding(idx, weight, padding_idx=3, max_norm=max_norm)
     assert_matches(out, expected, renormed=max_norm is not None)
@@ -252,14 +252,14 @@ def assert_same_float16(got, values):
 def test_to_float16_rounds_as_numpy(values, extra_dims):
     """Every float32 (ties to even, subnormals, overflow to inf, NaN) and every length around the 16-element
     vectors comes out as NumPy's cast gives it; so do other ranks."""
-    from embedtool.lookup import to_float16
+    from embedtool.shared_kernels import to_float16
 
     array = np.array(values, np.float32).reshape((-1,) + (1,) * extra_dims)
     assert_same_float16(to_float16(array), array)
 
 
 def test_to_float16_over_many_blocks_and_other_dtypes():
-    from embedtool.lookup import _HALF_BLOCK, to_float16
+    from embedtool.shared_kernels import _HALF_BLOCK, to_float16
 
     rng = np.random.default_rng(3)
     scale = np.float32(2.0) ** rng.integers(-30, 18, size=7 * (_HALF_BLOCK // 2 + 5))  # 3.5 blocks

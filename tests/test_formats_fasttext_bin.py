@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from embedtool.errors import InputFormatError
-from embedtool.fasttext_bin import MAGIC, load_fasttext_bin
+from embedtool.formats.fasttext_bin import MAGIC, load_fasttext_bin
 
 fasttext = pytest.importorskip("fasttext")
 

@@ -12,24 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embedtool import textformat
+from embedtool.formats import text_blocks, text_numbers, text_rows
 from embedtool.errors import InputFormatError
 from embedtool.vectors import Vectors, load_vectors, save_vectors
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(autouse=True, scope="module", params=["kernels", "python"])
-def path(request):
-    """Every test runs on both paths: the numba kernels, and the NumPy/Python path of small inputs (text parsed in
-    Python, a dict for the vocabulary, NumPy lookups)."""
-    from embedtool import small
-
-    saved = small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB
-    limit = -1 if request.param == "kernels" else float("inf")
-    small.SMALL_WORK = small.SMALL_TEXT = small.SMALL_VOCAB = limit
-    yield request.param
-    small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB = saved
+pytestmark = pytest.mark.usefixtures("both_paths")  # the kernels and the small-input path (conftest.py)
 
 
 def load(tmp_path, content: bytes, name="v.txt", **options):
@@ -377,7 +367,7 @@ def test_random_decimals_parse_to_the_nearest_value(tmp_path, texts, dtype):
     path = tmp_path / "d.txt"
     path.write_text("t " + " ".join(texts) + "\n")
     got = load_vectors(path, dtype=dtype, allow_nonfinite=True).matrix[0]
-    expected = np.array([textformat.exact_value(t, np.dtype(dtype)) for t in texts], dtype)
+    expected = np.array([text_numbers.exact_value(t, np.dtype(dtype)) for t in texts], dtype)
     np.testing.assert_array_equal(got, expected)
     assert all(exact(t, dtype) == e for t, e in zip(texts, expected))
 
@@ -386,17 +376,17 @@ def test_random_decimals_parse_to_the_nearest_value(tmp_path, texts, dtype):
 # The compiled parser against the plain-Python rules, across blocks and compressions
 
 
-def reference(content: bytes, opts: textformat.TextOptions):
+def reference(content: bytes, opts: text_rows.TextOptions):
     """Tokens, rows and skipped count by ``parse_line`` alone (a loop in Python), for files without a header."""
     lines = content.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
-    _, dim = textformat.detect_layout(lines[: textformat.SAMPLE_LINES], "x")
+    _, dim = text_rows.detect_layout(lines[: text_blocks.SAMPLE_LINES], "x")
     found, rows, skipped = [], [], 0
     for line in lines:
         try:
-            token, values = textformat.parse_line(line, dim, opts)
-        except textformat.BadRow:
+            token, values = text_rows.parse_line(line, dim, opts)
+        except text_rows.BadRow:
             skipped += 1
             continue
         found.append(token)
@@ -420,7 +410,7 @@ LINE = st.one_of(
 @given(st.lists(LINE, min_size=1, max_size=30), st.sampled_from(["strict", "replace"]))
 def test_kernel_agrees_with_the_python_rules(tmp_path, lines, errors):
     content = b"t 0 1 2\n" + b"\n".join(lines) + b"\n"  # a first row that fixes dim = 3
-    opts = textformat.TextOptions(np.dtype(np.float32), on_bad_row="skip", errors=errors)
+    opts = text_rows.TextOptions(np.dtype(np.float32), on_bad_row="skip", errors=errors)
     expected_tokens, expected_rows, skipped = reference(content, opts)
     path = tmp_path / "k.txt"
     path.write_bytes(content)
@@ -442,7 +432,7 @@ def big_file(rows=1500, dim=5, seed=0):
 
 @pytest.mark.parametrize("compression", [None, "gz", "bz2", "xz"])
 def test_many_small_blocks_and_compressed_streams_give_the_same_table(tmp_path, monkeypatch, compression):
-    monkeypatch.setattr(textformat, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", 4096)
     content, words, values = big_file()
     compress = {None: lambda b: b, "gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[compression]
     path = tmp_path / ("v.txt" + (f".{compression}" if compression else ""))
@@ -455,7 +445,7 @@ def test_many_small_blocks_and_compressed_streams_give_the_same_table(tmp_path, 
 
 
 def test_errors_in_later_blocks_name_the_right_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(textformat, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", 4096)
     content, words, _ = big_file()
     lines = content.split(b"\n")
     lines[1200] = b"broken 1 2"
@@ -469,7 +459,7 @@ def test_errors_in_later_blocks_name_the_right_line(tmp_path, monkeypatch):
 
 
 def test_a_line_longer_than_a_block_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(textformat, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", 64)
     row = np.arange(300, dtype=np.float32) / 7
     content = ("long " + " ".join(map(repr, row.tolist())) + "\nshort " + " ".join(["1"] * 300) + "\n").encode()
     v = load(tmp_path, content)
@@ -529,7 +519,7 @@ def test_word2vec_binary_without_a_header_is_an_error(tmp_path):
 
 
 def test_word2vec_binary_limit_compression_and_invalid_utf8(tmp_path, monkeypatch):
-    monkeypatch.setattr(textformat, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", 256)
     rng = np.random.default_rng(1)
     values = rng.standard_normal((300, 8)).astype(np.float32)
     words = [f"w{i}" for i in range(300)]
@@ -594,7 +584,7 @@ UNICODE_TOKEN = st.text(
 def glove_safe(token: str) -> bool:
     """GloVe text has no header: a token whose last word is a number would shift the dimension (word2vec's header
     fixes it)."""
-    return " " not in token or not textformat.NUMBER.fullmatch(token.rsplit(" ", 1)[1].encode("utf-8", "replace"))
+    return " " not in token or not text_numbers.NUMBER.fullmatch(token.rsplit(" ", 1)[1].encode("utf-8", "replace"))
 
 
 @HYPOTHESIS

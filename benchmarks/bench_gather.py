@@ -8,8 +8,8 @@ the median time is kept. Printed as ratios, because these machines are shared an
 - ``vs X``: X's median time / embedtool's median time (> 1: embedtool is faster).
 - ``pad``, ``max_norm``: embedtool's plain gather time / its time with padding_idx, with max_norm=1.0.
 
-    python benchmarks/bench_lookup.py            # the full grid
-    python benchmarks/bench_lookup.py --quick    # n / 10, three runs
+    python benchmarks/bench_gather.py            # the full grid
+    python benchmarks/bench_gather.py --quick    # n / 10, three runs
 
 A grid point whose arrays would not fit in memory is skipped with a note (30,522 x 384 with n=8M needs about
 46 GiB: four outputs of 12 GB).

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from embedtool import formats
 from embedtool.vectors import Vectors, load_vectors, save_vectors
 from embedtool_cli.app import app
+from embedtool_cli.weights import Format
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "glove.txt"
@@ -205,3 +207,8 @@ def test_installed_entry_point_and_light_imports(tmp_path):
     assert (tmp_path / "g.vec").read_text().startswith("144 16\n<unk> 0 0 0")
     code = "import sys, embedtool_cli.vectors_cmds; print(sorted({'numba', 'pyarrow', 'numpy'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "[]\n"
+
+
+def test_format_choices_are_the_registry():
+    """--from/--to list the registry's formats in its order (the CLI cannot import it: it would load numpy)."""
+    assert [f.value for f in Format] == list(formats.NAMES)

@@ -27,11 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .bag import embedding_bag
-from .errors import InputFormatError, InvalidArgumentError, in_file
-from .formats import safetensors_header
-from .text_tokenizers import encode_ids, load_tokenizer
-from .vectors import as_strings
+from ..arrays import as_strings
+from ..bag import embedding_bag
+from ..errors import InputFormatError, InvalidArgumentError, in_file
+from ..text_tokenizers import encode_ids, load_tokenizer
+from .safetensors import safetensors_header
 
 DEFAULT_MAX_LENGTH = 512
 _DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16, "I32": np.int32,

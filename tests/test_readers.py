@@ -208,15 +208,15 @@ def test_reading_a_long_line_in_small_pieces_is_linear():
 
 
 def test_a_glove_line_over_the_limit_is_refused_without_reading_it_whole(tmp_path):
-    from embedtool.textformat import MAX_LINE_BYTES
+    from embedtool.formats.text_blocks import MAX_ROW_BYTES
 
     with open(tmp_path / "g.txt", "wb") as f:
-        f.write(b"a 1 2\nb 3 4\nx" + b" 1" * (MAX_LINE_BYTES // 2 + 1) + b"\nc 5 6\n")
+        f.write(b"a 1 2\nb 3 4\nx" + b" 1" * (MAX_ROW_BYTES // 2 + 1) + b"\nc 5 6\n")
     (tmp_path / "small.txt").write_bytes(b"a 1 2\nb 3 4\nc 5 6\n")
     code, err, _, base_peak = measured("info", tmp_path / "small.txt")
     assert code == 0, err
     code, err, _, peak = measured("info", tmp_path / "g.txt")
     assert code == 1
-    assert err == (f"Error: {tmp_path / 'g.txt'}:3: line is longer than {MAX_LINE_BYTES:,} bytes (a row is a token "
+    assert err == (f"Error: {tmp_path / 'g.txt'}:3: line is longer than {MAX_ROW_BYTES:,} bytes (a row is a token "
                    "and its numbers; is this a text embedding file?)\n")
-    assert peak - base_peak < 2 * MAX_LINE_BYTES, (peak, base_peak)
+    assert peak - base_peak < 2 * MAX_ROW_BYTES, (peak, base_peak)

@@ -42,9 +42,9 @@ import numpy as np
 import pyarrow as pa
 from numba import njit, prange
 
-from .errors import InputFormatError, in_file
-from .vectors import as_strings
-from .vocab import TokenIndex, string_buffers
+from ..arrays import as_strings, string_buffers
+from ..errors import InputFormatError, in_file
+from ..vocab import TokenIndex
 
 MAGIC = 793712314
 VERSION = 12  # the newest file version fastText writes; older ones (11) read the same

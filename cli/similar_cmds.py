@@ -12,7 +12,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .weights import From, Tensor, Vocab
+from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, From, OnBadRow,
+                      OnBadRowOpt, Tensor, Vocab, load_options)
 
 
 class Metric(str, Enum):
@@ -30,10 +31,10 @@ K = Annotated[int, typer.Option("-k", "--k", min=0, help="How many neighbours pe
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _open(path, from_, tensor, vocab):
+def _open(path, *weight_options):
     from embedtool.vectors import load_vectors
 
-    return load_vectors(path, format=from_.value if from_ else None, tensor=tensor, vocab=vocab)
+    return load_vectors(path, **load_options(*weight_options))
 
 
 def _print_neighbors(queries, result, json_: bool) -> None:
@@ -80,6 +81,11 @@ def similar(
     from_: From = None,
     tensor: Tensor = None,
     vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ):
     """The nearest rows to each word, by cosine (exact: every row is compared). A word never finds itself.
@@ -94,8 +100,10 @@ def similar(
     """
     from embedtool.errors import InvalidArgumentError
 
-    vectors = _open(weights, from_, tensor, vocab)
-    other = _open(against, None, None, None) if against is not None else None
+    vectors = _open(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
+    other = None
+    if against is not None:  # read by the same text rules; its format, tensor and vocabulary are its own
+        other = _open(against, None, None, None, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
     if output is None:
         if column is not None or keep:
             raise InvalidArgumentError("--column and --keep apply to a file of queries written with -o")
@@ -133,6 +141,11 @@ def analogy(
     from_: From = None,
     tensor: Tensor = None,
     vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
 ):
     """a is to b as c is to ?: the best answers, a, b and c excluded.
 
@@ -140,7 +153,7 @@ def analogy(
 
         embedtool analogy glove.arrow man king woman
     """
-    vectors = _open(weights, from_, tensor, vocab)
+    vectors = _open(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
     _print_neighbors([f"{a} : {b} :: {c} : ?"], vectors.analogy(a, b, c, k, method.value), json_)
 
 
@@ -160,6 +173,11 @@ def evaluate(
     from_: From = None,
     tensor: Tensor = None,
     vocab: Vocab = None,
+    duplicates: DuplicatesOpt = Duplicates.first,
+    on_bad_row: OnBadRowOpt = OnBadRow.error,
+    errors: ErrorsOpt = Errors.strict,
+    encoding: Encoding = "utf-8",
+    allow_nonfinite: AllowNonfinite = False,
 ):
     """Analogy accuracy and word-pair correlation, the numbers gensim's evaluate_word_analogies and
     evaluate_word_pairs give.
@@ -172,7 +190,7 @@ def evaluate(
 
     if not analogies and not pairs:
         raise InvalidArgumentError("give --analogies FILE or --pairs FILE (or both)")
-    vectors = _open(weights, from_, tensor, vocab)
+    vectors = _open(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
     options = {"restrict_vocab": restrict_vocab, "case_insensitive": not case_sensitive, "dummy4unknown": dummy4unknown}
     report = {"analogies": [], "pairs": []}
     for path in analogies:

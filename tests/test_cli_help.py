@@ -61,3 +61,12 @@ def test_quiet_silences_the_oov_report(tmp_path):
     quiet = runner.invoke(app, [*args, "-q"])
     assert quiet.exit_code == 0, quiet.output
     assert quiet.stderr == "" and quiet.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["embed", "bag", "info", "lookup", "convert", "similar", "analogy", "evaluate"])
+def test_every_command_that_reads_weights_takes_the_weight_options(command):
+    """One set of weight options (issue 19, case 22): --from, --vocab, --tensor and the text rules."""
+    shown = CliRunner().invoke(app, [command, "--help"]).output
+    for option in ("--from", "--vocab", "--tensor", "--encoding", "--errors", "--on-bad-row", "--allow-nonfinite",
+                   "--duplicates"):
+        assert option in shown, (command, option)

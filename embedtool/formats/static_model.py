@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arrays import as_strings
-from ..bag import embedding_bag
 from ..errors import InputFormatError, InvalidArgumentError, in_file
 from ..text_tokenizers import encode_ids, load_tokenizer
 from .safetensors import safetensors_header
@@ -89,6 +88,8 @@ class StaticModel:
 
     def encode(self, texts, *, normalize: bool | None = None, max_length=_UNSET, batch_size: int = 8192) -> np.ndarray:
         """model2vec's ``StaticModel.encode``: one vector per text, [len(texts), d] in ``self.dtype``."""
+        from ..bag import embedding_bag  # numba loads here, not when the format registry is imported
+
         texts = _texts(texts)
         normalize = self.normalize if normalize is None else normalize
         max_length = self.max_length if max_length is _UNSET else max_length

@@ -412,9 +412,8 @@ def _check_arrow_options(name, options):
     if options.input_format is not None:
         raise InvalidArgumentError(f"{name}: --input-format {options.input_format} does not apply to Arrow input")
     if options.tokenizer in ("whitespace", "chars"):
-        raise InvalidArgumentError(f"{name}: --tokenizer {options.tokenizer} applies to text input (an Arrow "
-                                   "column's lists are its tokens; --tokenizer word or a tokenizer.json splits a "
-                                   "column of text)")
+        raise InvalidArgumentError(f"{name}: --tokenizer applies to text input (an Arrow column's lists are its "
+                                   "tokens); only word or a tokenizer.json split a column of text")
 
 
 # ---- Arrow IPC files and streams, Parquet: a column of ids or tokens, flat or lists.

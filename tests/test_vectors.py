@@ -385,8 +385,8 @@ def test_failed_save_leaves_no_file_and_keeps_an_existing_one(tmp_path):
     ({"duplicates": "any"}, "duplicates must be one of first, last, error; got 'any'"),
     ({"on_bad_row": "warn"}, "on_bad_row must be one of error, skip; got 'warn'"),
     ({"errors": "surrogateescape"}, "errors must be one of strict, replace, ignore; got 'surrogateescape'"),
-    ({"format": "csv"}, "format must be one of arrow, parquet, npy, safetensors, glove, word2vec, word2vec-binary; "
-                        "got 'csv'"),
+    ({"format": "csv"}, "format must be one of arrow, parquet, npy, safetensors, glove, word2vec, word2vec-binary, "
+                        "fasttext-bin, static-model; got 'csv'"),
     ({"encoding": "nope"}, "unknown encoding 'nope'"),
     ({"encoding": "utf-16"}, "encoding 'utf-16' is not ASCII-compatible; convert the file to UTF-8 first"),
     ({"limit": -1}, "limit must be an integer >= 0, got -1"),

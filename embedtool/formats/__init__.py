@@ -35,6 +35,7 @@ NAMES = tuple(f.name for f in REGISTRY)
 WRITABLE = tuple(f.name for f in REGISTRY if f.write is not None)  # the others are models, read only
 DEFAULT = text.GLOVE
 _SUFFIXES = {suffix: f for f in REGISTRY for suffix in f.suffixes}
+_OUTPUT_SUFFIXES = ", ".join(suffix for suffix, f in _SUFFIXES.items() if f.write is not None)
 
 
 def get(name: str) -> WeightFormat:
@@ -95,13 +96,13 @@ def for_output(path, format: str | None = None) -> tuple[WeightFormat, str | Non
         fmt = _SUFFIXES.get(suffixes[-1] if suffixes else "")
         if fmt is None:
             raise InvalidArgumentError(
-                f"{path}: cannot tell the format from the suffix; use one of {', '.join(_SUFFIXES)} or name the format"
+                f"{path}: cannot tell the format from the suffix; use one of {_OUTPUT_SUFFIXES} or name the format"
             )
     else:
         fmt = get(format)
     if fmt.write is None:
         raise InvalidArgumentError(f"{path}: {fmt.name} models cannot be written; write the table to one of "
-                                   f"{', '.join(s for s, f in _SUFFIXES.items() if f.write)}")
+                                   f"{_OUTPUT_SUFFIXES}")
     if compression and not fmt.compressible:
         raise InvalidArgumentError(f"{path}: only text and word2vec binary files can be written compressed")
     return fmt, compression

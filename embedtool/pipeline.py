@@ -255,7 +255,7 @@ def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt
     batches = _prefetch(source.batches)  # the reader thread starts mapping tokens here
     if device_table is None:
         buffers = (_Buffer(), _Buffer())  # one being written in the background, one being filled
-        table = None if vectors.subwords else vectors.matrix
+        table = _table(vectors, mapper)
         pairs = ((b, batch_values(b, table, options, buffers[i % 2])) for i, b in enumerate(batches))
     else:
         pairs = device_table.embed_batches(batches, options.padding_idx, options.max_norm, options.norm_type,
@@ -498,9 +498,15 @@ def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode, toke
     return mapper
 
 
+def _table(vectors: Vectors, mapper) -> np.ndarray | None:
+    """The table batches are looked up in; None when each batch carries its own: a fastText model's tokens (ids of a
+    fastText model read the vocabulary's vectors, computed whole)."""
+    return None if vectors.subwords and mapper is not None else vectors.matrix
+
+
 def _options(vectors: Vectors, options: EmbedOptions) -> EmbedOptions:
     """``options`` checked, with a static model's own: its dtype for the output and, for a bag, its normalisation
-    (``StaticModel.encode``'s, docs/semantics.md §N)."""
+    (``StaticModel.encode``'s, docs/semantics.md §7)."""
     if isinstance(vectors.model, StaticModel):
         options.output_dtype = options.output_dtype or np.dtype(vectors.model.dtype).name
         options.normalize = options.mode is not None and vectors.model.normalize
@@ -544,7 +550,7 @@ def embed_table(
         layout = "text" if layout == "flat" and mapper.split is not None else layout
     weights = None if weights_column is None else table.column(weights_column).combine_chunks()
     batch = column_batch(table.column(source_column).combine_chunks(), layout, values, 0, mapper, weights)
-    result = embed_batch(batch, None if vectors.subwords else vectors.matrix, options)
+    result = embed_batch(batch, _table(vectors, mapper), options)
     return pa.table([*(table.column(k) for k in keep), result], names=[*keep, "embedding"])
 
 

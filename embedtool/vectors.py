@@ -30,7 +30,7 @@ class Vectors:
     ``tokens`` is a pyarrow string array (any sequence of str is converted), row ``i`` being token ``i``'s vector.
     Token lookups use a hash index built on first use and kept.
 
-    ``model`` is the model a table was read from, when it is one (docs/semantics.md §N): a fastText ``.bin``
+    ``model`` is the model a table was read from, when it is one (docs/semantics.md §7): a fastText ``.bin``
     (``FastTextModel``: ``tokens`` its vocabulary, ``matrix`` their word vectors, computed on first access only,
     ``vectors_of`` fills OOV words from their subwords) or a static model directory (``StaticModel``: ``matrix``
     its table, ``tokens`` its tokenizer's vocabulary, ``encode`` embeds texts). Callers that need the shape only use

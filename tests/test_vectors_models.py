@@ -96,6 +96,14 @@ def test_embed_table_of_a_list_column_and_a_padding_token(ft, no_matrix):
         np.testing.assert_allclose(row, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_ids_index_a_fasttext_models_vocabulary(ft):
+    path, model, _ = ft
+    got = embed_table(pa.table({"ids": [[0, 2], [1]]}), load_vectors(path)).column("embedding").to_pylist()
+    words = model.get_words()
+    for ids, rows in zip([[0, 2], [1]], got):
+        np.testing.assert_allclose(rows, reference(model, [words[i] for i in ids]), rtol=1e-6)
+
+
 def test_other_oov_policies_still_apply(ft, no_matrix):
     path, model, lines = ft
     vectors = load_vectors(path)

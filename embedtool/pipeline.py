@@ -74,6 +74,8 @@ class EmbedOptions:
                  "vector_type": self.vector_type}
         if self.weights_column is not None:
             found["weights_column"] = self.weights_column
+        if self.normalize:
+            found["normalize"] = True
         return found if self.mode is None else {**found, "mode": self.mode}
 
 

@@ -149,6 +149,7 @@ def test_bag_of_a_parquet_text_column_is_model2vec_encode(m2v, texts, tmp_path, 
     expected = model2vec.StaticModel.from_pretrained(str(m2v)).encode(texts, normalize=on)
     table = pa.ipc.open_file(str(tmp_path / "out.arrow")).read_all()
     assert table.column("id").to_pylist() == list(range(len(texts)))
+    assert (b"embedtool.normalize" in table.schema.metadata) == on
     got = np.array(table.column("embedding").to_pylist(), np.float16)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 

@@ -16,8 +16,8 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, From, OnBadRow,
-                      OnBadRowOpt, Tensor, Vocab, WeightsArg, load_options)
+from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, From, MaxLength,
+                      Normalize, OnBadRow, OnBadRowOpt, Tensor, Vocab, WeightsArg, load_options, model_options)
 
 
 class _Group(TyperGroup):
@@ -97,12 +97,17 @@ InputFormat = Annotated[
 ]
 Column = Annotated[Optional[str], typer.Option("--column", help="Arrow/Parquet column holding the ids or tokens.")]
 Keep = Annotated[list[str], typer.Option("--keep", help="Carry this input column to the output (repeatable).")]
-Tokenizer = Annotated[str, typer.Option("--tokenizer", help="How token lines split: space, whitespace or chars.")]
+Tokenizer = Annotated[str, typer.Option("--tokenizer", help="How token lines split: space, whitespace, chars, word "
+                                        "(words and punctuation, as Hugging Face's Whitespace+Punctuation) or the path "
+                                        "of a tokenizer.json (needs embedtool[text]); the tokens are looked up in the "
+                                        "vocabulary. A static model directory uses its own tokenizer.")]
+Lowercase = Annotated[bool, typer.Option("--lowercase", help="Lower-case text before --tokenizer word splits it.")]
 SeqLen = Annotated[Optional[int], typer.Option("--seq-len", min=1, help="Rows of this many tokens for raw .bin input.")]
 Oov = Annotated[
     Optional[str],
-    typer.Option("--oov", help="Tokens not in the vocabulary: error, unk, padding, skip or zero "
-                 "(default: unk when the vocabulary has <unk> or [UNK], else error)."),
+    typer.Option("--oov", help="Tokens not in the vocabulary: error, unk, padding, skip, zero or subword "
+                 "(default: subword for a fastText .bin, whose n-grams give every word a vector; else unk when the "
+                 "vocabulary has <unk> or [UNK], else error)."),
 ]
 BagPaddingIdx = Annotated[
     Optional[int], typer.Option("--padding-idx", help="Entries with this index are skipped and not counted "
@@ -110,8 +115,9 @@ BagPaddingIdx = Annotated[
 ]
 BagOov = Annotated[
     Optional[str],
-    typer.Option("--oov", help="Tokens not in the vocabulary: error, unk, padding (skipped as padding is) or skip "
-                 "(default: unk when the vocabulary has <unk> or [UNK], else error)."),
+    typer.Option("--oov", help="Tokens not in the vocabulary: error, unk, padding (skipped as padding is), skip or "
+                 "subword (default: subword for a fastText .bin; else unk when the vocabulary has <unk> or [UNK], "
+                 "else error)."),
 ]
 UnkToken = Annotated[Optional[str], typer.Option("--unk-token", help="The unknown token (default <unk> or [UNK]).")]
 LowercaseFallback = Annotated[bool, typer.Option("--lowercase-fallback", help="Retry OOV tokens in lower case.")]
@@ -185,6 +191,7 @@ def embed(
     column: Column = None,
     keep: Keep = [],
     tokenizer: Tokenizer = "space",
+    lowercase: Lowercase = False,
     seq_len: SeqLen = None,
     oov: Oov = None,
     unk_token: UnkToken = None,
@@ -207,6 +214,7 @@ def embed(
     errors: ErrorsOpt = Errors.strict,
     encoding: Encoding = "utf-8",
     allow_nonfinite: AllowNonfinite = False,
+    max_length: MaxLength = None,
 ):
     """Embed every sequence of an input: one output row per input row, column "embedding".
 
@@ -224,11 +232,14 @@ def embed(
         embedtool embed weights.npy shards/ -o out/                               # a directory of shards
         embedtool embed weights.npy train.bin -o out.arrows --input-format u16 --seq-len 1024  # raw token ids
         cat ids.txt | embedtool embed weights.npy - -o - | next-step              # stdin to stdout
+        embedtool embed glove.txt text.txt -o out.arrow --tokenizer word --lowercase  # raw text
+        embedtool embed cc.en.300.bin words.txt -o out.arrow       # fastText: OOV words from their subwords
     """
     _run(weights, input, output, quiet, progress, scheduler,
-         load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
+         {**load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
+          **model_options(max_length=max_length)},
          padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
-         keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov, unk_token=unk_token,
+         keep=keep, tokenizer=tokenizer, lowercase=lowercase, seq_len=seq_len, oov=oov, unk_token=unk_token,
          lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, vector_type=vector_type,
          batch_rows=batch_rows, max_line_bytes=max_line_bytes, threads=threads, device=device,
          resume=resume)
@@ -250,6 +261,7 @@ def bag(
     column: Column = None,
     keep: Keep = [],
     tokenizer: Tokenizer = "space",
+    lowercase: Lowercase = False,
     seq_len: SeqLen = None,
     oov: BagOov = None,
     unk_token: UnkToken = None,
@@ -272,6 +284,8 @@ def bag(
     errors: ErrorsOpt = Errors.strict,
     encoding: Encoding = "utf-8",
     allow_nonfinite: AllowNonfinite = False,
+    normalize: Normalize = None,
+    max_length: MaxLength = None,
 ):
     """Pool each sequence into one vector (embedding_bag): one output row per input row, fixed_size_list<float>[D].
 
@@ -283,11 +297,14 @@ def bag(
         embedtool bag glove.arrow sentences.txt -o sentence_vectors.parquet --mode mean --oov skip
         embedtool bag weights.npy ids.npy -o pooled.arrow --mode max --padding-idx 0
         embedtool bag glove.arrow docs.parquet -o tfidf.arrow --mode sum --column tokens --weights-column tfidf
+        embedtool bag potion-base-8M/ docs.parquet -o docs.arrow --column text   # a model2vec model: its encode
     """
     _run(weights, input, output, quiet, progress, scheduler,
-         load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
+         {**load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
+          **model_options(normalize, max_length)},
          mode=mode, weights_column=weights_column, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
-         input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, seq_len=seq_len, oov=oov,
+         input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, lowercase=lowercase,
+         seq_len=seq_len, oov=oov,
          unk_token=unk_token, lowercase_fallback=lowercase_fallback, output_dtype=output_dtype,
          vector_type=vector_type, batch_rows=batch_rows, max_line_bytes=max_line_bytes, threads=threads,
          device=device, resume=resume)
@@ -322,7 +339,8 @@ def info(
     encoding: Encoding = "utf-8",
     allow_nonfinite: AllowNonfinite = False,
 ):
-    """Describe a weight table from its header, at once: format, rows, dim, dtype, bytes, vocabulary; with --stats,
+    """Describe a weight table from its header, at once: format, rows, dim, dtype, bytes, vocabulary (and a fastText
+    model's buckets, n-gram lengths and quantization, a static model's tokenizer and normalisation); with --stats,
     also all-zero rows, rows with NaN or inf and row norms, from a pass over every row.
 
     Example:

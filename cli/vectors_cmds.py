@@ -81,7 +81,7 @@ def convert(
     save_vectors(vectors, dst, format=to.value if to else None, tensor=tensor or "weight", progress=show)
     if not quiet:
         _notes(vectors)
-        typer.echo(f"Wrote {dst}: {len(vectors):,} x {vectors.dim} {vectors.matrix.dtype} "
+        typer.echo(f"Wrote {dst}: {len(vectors):,} x {vectors.dim} {vectors.dtype} "
                    f"in {time.perf_counter() - started:.2f} s", err=True)
 
 
@@ -100,13 +100,15 @@ def lookup(
 ):
     """Print the row id and the vector of each token: token<TAB>id<TAB>values.
 
-    Tokens not in the vocabulary are named on stderr and make the exit status 1.
+    Tokens not in the vocabulary are named on stderr and make the exit status 1; a fastText model gives them their
+    subword vectors instead, with the id "-" (null in --json).
 
     Example:
 
     \b
         embedtool lookup glove.arrow king queen
         embedtool lookup weights.npy 0 17 --json
+        embedtool lookup cc.en.300.bin misspeling
     """
     import json
 
@@ -123,25 +125,25 @@ def lookup(
         if not all(t.isascii() and t.isdigit() for t in tokens):
             raise InvalidArgumentError(f"{weights} has no tokens: give row ids, or a vocab with --vocab")
         ids = np.array([int(t) if int(t) < len(vectors) else -1 for t in tokens], np.int64)
-    found = ids[ids >= 0]
-    values = from_numpy(np.asarray(vectors.matrix[found], np.float32 if vectors.matrix.dtype == np.float16 else None)
+    found = np.arange(len(ids)) if vectors.subwords else np.flatnonzero(ids >= 0)  # the tokens that get a vector
+    matrix = vectors.vectors_of(tokens) if vectors.subwords else vectors.matrix[ids[found]]
+    values = from_numpy(np.asarray(matrix, np.float32 if matrix.dtype == np.float16 else None)
                         .reshape(-1)).cast(pa.string()).to_pylist()  # not pa.array: it imports pandas (0.4 s)
     dim = vectors.dim
+    has_vector = np.zeros(len(ids), bool)
+    has_vector[found] = True
     rows, k = [], 0
-    for token, i in zip(tokens, ids):
-        if i < 0:
-            rows.append((token, None, None))
-        else:
-            rows.append((token, int(i), values[k * dim : (k + 1) * dim]))
-            k += 1
+    for token, i, has in zip(tokens, ids, has_vector):
+        rows.append((token, int(i) if i >= 0 else None, values[k * dim : (k + 1) * dim] if has else None))
+        k += int(has)
     if json_:
         typer.echo(json.dumps([{"token": t, "id": i, "vector": None if v is None else [float(x) for x in v]}
                                for t, i, v in rows], ensure_ascii=False))
     else:
         for t, i, v in rows:
-            if i is not None:
-                typer.echo(f"{t}\t{i}\t{' '.join(v)}")
-    missing = [t for t, i, _ in rows if i is None]
+            if v is not None:
+                typer.echo(f"{t}\t{'-' if i is None else i}\t{' '.join(v)}")
+    missing = [t for t, _, v in rows if v is None]
     if missing:
         what = "in the vocabulary" if vectors.has_vocab else f"in the table ({len(vectors)} rows)"
         raise InputFormatError(f"not {what}: {', '.join(map(repr, missing))}")

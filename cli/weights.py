@@ -18,6 +18,8 @@ class Format(str, Enum):
     glove = "glove"
     word2vec = "word2vec"
     word2vec_binary = "word2vec-binary"
+    fasttext_bin = "fasttext-bin"
+    static_model = "static-model"
 
 
 class Duplicates(str, Enum):
@@ -42,7 +44,9 @@ class Errors(str, Enum):
 WeightsArg = Annotated[Path, typer.Argument(readable=False, help=(
     "Weight table: the .arrow/.feather store (opens instantly), .npy or .safetensors (memory-mapped; tokens from "
     "NAME.vocab.txt or vocab.txt beside it), .parquet, GloVe .txt, word2vec/fastText .vec, word2vec .bin; text "
-    "may be .gz/.bz2/.xz. Text is parsed on every open: `embedtool convert` it once to .arrow."))]
+    "may be .gz/.bz2/.xz. Text is parsed on every open: `embedtool convert` it once to .arrow. Also a fastText "
+    ".bin/.ftz model (OOV words get subword vectors) or a model2vec/StaticEmbedding model directory (text is split "
+    "by its own tokenizer)."))]
 From = Annotated[
     Optional[Format], typer.Option("--from", help="The weights' format (default: from the first bytes and suffix).")
 ]
@@ -67,6 +71,23 @@ ErrorsOpt = Annotated[
 ]
 Encoding = Annotated[str, typer.Option("--encoding", help="The tokens' encoding (ASCII-compatible).")]
 AllowNonfinite = Annotated[bool, typer.Option("--allow-nonfinite", help="Accept NaN and inf values in text.")]
+
+
+Normalize = Annotated[
+    Optional[bool],
+    typer.Option("--normalize/--no-normalize", help="A static model directory: L2-normalise each pooled vector "
+                 "(default: as its config.json says)."),
+]
+MaxLength = Annotated[
+    Optional[int],
+    typer.Option("--max-length", min=1, help="A static model directory: the most tokens of a text "
+                 "(default: its config's, else 512)."),
+]
+
+
+def model_options(normalize=None, max_length=None) -> dict:
+    """The static model options given, as ``load_vectors`` keyword arguments."""
+    return {k: v for k, v in (("normalize", normalize), ("max_length", max_length)) if v is not None}
 
 
 def load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite) -> dict:

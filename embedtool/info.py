@@ -32,17 +32,25 @@ def _row_stats(rows, norms, zero, nonfinite):
 
 
 def describe(vectors) -> dict:
-    """Format, shape, dtype, bytes and whether it has a vocabulary: what loading found, no row read, so that
-    ``info`` answers at once whatever the table's size."""
-    matrix = vectors.matrix
-    return {
+    """Format, shape, dtype, bytes and whether it has a vocabulary: what loading found, no row read (nor a fastText
+    model's vectors computed), so that ``info`` answers at once whatever the table's size; and a model's settings.
+    A fastText model's bytes are its input matrix's (words and n-gram buckets, or their codes when quantized)."""
+    model = vectors.model
+    found = {
         "format": vectors.metadata.get("source_format"),
-        "rows": matrix.shape[0],
-        "dim": matrix.shape[1],
-        "dtype": str(matrix.dtype),
-        "bytes": int(matrix.nbytes),
+        "rows": len(vectors),
+        "dim": vectors.dim,
+        "dtype": str(vectors.dtype),
+        "bytes": int(model.matrix.nbytes + (model.quantizer.codes.nbytes if model.quantizer else 0)
+                     if vectors.subwords else vectors.matrix.nbytes),
         "vocab": vectors.has_vocab,
     }
+    if vectors.subwords:
+        found.update(buckets=model.bucket, minn=model.minn, maxn=model.maxn, quantized=model.quantizer is not None)
+    elif model is not None:
+        found.update(tokenizer=type(model.tokenizer.model).__name__, normalize=model.normalize,
+                     max_length=model.max_length)
+    return found
 
 
 def table_stats(matrix: np.ndarray, progress: bool | None = None) -> dict:

@@ -8,6 +8,7 @@ thread embeds and writes the current one; the output buffer is reused, since fre
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 import queue
@@ -29,6 +30,7 @@ from .errors import GpuUnavailableError, InputFormatError, InvalidArgumentError,
 from .progress import progress_bar
 from .readers import (Batch, ReadOptions, Source, check_columns, column_batch, column_kind, open_sources,
                       shard_files)
+from .formats.static_model import StaticModel
 from .vectors import Vectors, load_vectors, weight_files
 
 if TYPE_CHECKING:  # tokens compiles numba kernels: imported only for inputs of tokens
@@ -50,9 +52,10 @@ class EmbedOptions:
     output_dtype: str | None = None
     weights_column: str | None = None
     vector_type: str = "fixed"
+    normalize: bool = False  # L2-normalise each pooled vector, as a static model does
 
-    def check(self, weight: np.ndarray) -> None:
-        """Validate everything before any input is read or output written."""
+    def check(self, weight) -> None:
+        """Validate everything before any input is read or output written (``weight``: the table or its Vectors)."""
         core.normalize_padding_idx(self.padding_idx, weight.shape[0])
         core.check_max_norm(self.max_norm, self.norm_type)
         if self.mode is not None and self.mode not in core.BAG_MODES:
@@ -71,6 +74,8 @@ class EmbedOptions:
                  "vector_type": self.vector_type}
         if self.weights_column is not None:
             found["weights_column"] = self.weights_column
+        if self.normalize:
+            found["normalize"] = True
         return found if self.mode is None else {**found, "mode": self.mode}
 
 
@@ -111,8 +116,11 @@ class _Buffer:
         return self._flat[:nbytes].view(dtype).reshape(shape)
 
 
-def batch_values(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer: _Buffer | None = None):
-    """The vectors of one batch on the CPU: ``ids.shape + (D,)`` embedded, or ``(rows, D)`` pooled."""
+def batch_values(batch: Batch, weight: np.ndarray | None, options: EmbedOptions, buffer: _Buffer | None = None):
+    """The vectors of one batch on the CPU: ``ids.shape + (D,)`` embedded, or ``(rows, D)`` pooled. A batch with
+    its own table (a fastText model's words) is looked up in it (``weight`` may then be None)."""
+    if batch.table is not None:
+        weight, options = batch.table, dataclasses.replace(options, padding_idx=batch.padding_idx)
     if small.takes(batch.ids, weight, options.max_norm):  # a few rows: NumPy, and numba never loads
         from .small import embedding, embedding_bag
     else:
@@ -137,6 +145,9 @@ def batch_column(batch: Batch, values: np.ndarray, options: EmbedOptions) -> pa.
     """The output column of a batch from its vectors: OOV zeros, the output dtype, the Arrow layout."""
     if batch.zero is not None and batch.zero.size:
         values.reshape(-1, values.shape[-1])[batch.zero] = 0
+    if options.normalize:  # model2vec's: the mean rounded to its dtype, then x / (norm + 1e-32) in float32
+        values = np.asarray(values, options.output_dtype or values.dtype).astype(np.float32)
+        values = values / (np.linalg.norm(values, axis=1, keepdims=True) + 1e-32)
     if options.output_dtype is not None and values.dtype != np.dtype(options.output_dtype):
         if options.output_dtype == "float16" and values.size > small.SMALL_WORK:
             from .shared_kernels import to_float16
@@ -155,7 +166,7 @@ def embed_batch(batch: Batch, weight: np.ndarray, options: EmbedOptions, buffer:
     return batch_column(batch, batch_values(batch, weight, options, buffer), options)
 
 
-def _column_type(source: Source, weight: np.ndarray, options: EmbedOptions) -> pa.DataType:
+def _column_type(source: Source, weight, options: EmbedOptions) -> pa.DataType:
     dtype = np.dtype(options.output_dtype or weight.dtype)
     dim = weight.shape[1]
     if options.mode is not None:
@@ -225,7 +236,7 @@ def num_threads(n: int | None):
 
 def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt: str, options: EmbedOptions,
                   mapper: TokenMapper | None, device_table, progress, summary: Summary) -> None:
-    weight = vectors.matrix
+    weight = vectors  # its shape and dtype; a fastText model's batches carry their own tables
     meta = {
         "embedtool.version": __version__,
         "embedtool.weights": weights_name,
@@ -246,7 +257,8 @@ def _write_source(source: Source, vectors: Vectors, weights_name: str, sink, fmt
     batches = _prefetch(source.batches)  # the reader thread starts mapping tokens here
     if device_table is None:
         buffers = (_Buffer(), _Buffer())  # one being written in the background, one being filled
-        pairs = ((b, batch_values(b, weight, options, buffers[i % 2])) for i, b in enumerate(batches))
+        table = _table(vectors, mapper)
+        pairs = ((b, batch_values(b, table, options, buffers[i % 2])) for i, b in enumerate(batches))
     else:
         pairs = device_table.embed_batches(batches, options.padding_idx, options.max_norm, options.norm_type,
                                            mode=options.mode)
@@ -291,6 +303,7 @@ def embed_path(
     keep=(),
     weights_column: str | None = None,
     tokenizer: str = "space",
+    lowercase: bool = False,
     seq_len: int | None = None,
     oov: str | None = None,
     unk_token: str | None = None,
@@ -313,26 +326,31 @@ def embed_path(
     per-sample weights: a number per id, in lists as long as the ids' lists. ``vector_type``: ``fixed`` writes
     ``fixed_size_list`` vectors (``fixed_shape_tensor`` rows), ``list`` plain (nested) lists, for readers such as
     Spark that take no fixed-size types. ``weight_options`` are the keyword arguments of ``load_vectors`` for a
-    ``weights`` path (``format``, ``vocab``, ``tensor``, ``encoding``...).
+    ``weights`` path (``format``, ``vocab``, ``tensor``, ``encoding``, and a static model's ``normalize`` and
+    ``max_length``...). ``tokenizer``: ``space``, ``whitespace``, ``chars``, ``word`` (``lowercase`` first) or the
+    path of a tokenizer.json; a static model directory's text is split by its own tokenizer, and a fastText model
+    gives OOV tokens their subword vectors (``oov="subword"``, its default).
     """
     weight_options = weight_options or {}
     targets = list(output_plan(weights, input, output, weight_options.get("vocab")))
     vectors = weights if isinstance(weights, Vectors) else load_vectors(weights, **weight_options)
-    weight = vectors.matrix
-    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column, vector_type)
-    options.check(weight)
+    weight = vectors  # its shape and dtype only: a fastText model's matrix is never computed whole here
+    options = _options(vectors, EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column,
+                                             vector_type))
     read = ReadOptions(input_format=input_format, column=column, keep=tuple(keep), weights_column=weights_column,
                        tokenizer=tokenizer, seq_len=seq_len, batch_rows=batch_rows, chunk_bytes=_chunk_bytes(weight),
                        max_ids=max(1, BATCH_BYTES // max(1, weight.shape[1] * weight.dtype.itemsize)),
                        max_line_bytes=max_line_bytes)
     weights_name = Path(str(vectors.metadata.get("source", weights))).name
     if vectors.tokens is not None:
-        read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode)
+        read.make_mapper = lambda: _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode,
+                                           tokenizer, lowercase)
     else:
-        _no_vocabulary_options(weights_name, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback)
-    summary = Summary(str(input), str(output), tuple(weight.shape), np.dtype(output_dtype or weight.dtype).name)
+        _no_vocabulary_options(weights_name, oov=oov, unk_token=unk_token, lowercase_fallback=lowercase_fallback,
+                               lowercase=lowercase)
+    summary = Summary(str(input), str(output), tuple(weight.shape), np.dtype(options.output_dtype or weight.dtype).name)
     small_input = _small_input(input, weight)  # on the CPU in NumPy: starting CUDA or numba would take longer
-    device_table = _device_table(weight, "cpu" if device == "auto" and small_input else device, summary)
+    device_table = _device_table(vectors, "cpu" if device == "auto" and small_input else device, summary)
     kernels = device_table is None and not small_input
     if kernels:
         from . import gather  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
@@ -414,16 +432,19 @@ def shard_targets(source, dest) -> dict:
     return targets
 
 
-def _device_table(weight: np.ndarray, device: str, summary: Summary):
+def _device_table(vectors: Vectors, device: str, summary: Summary):
     """The weights on the GPU for the whole run, or None for the CPU. Under ``auto`` a table larger than the GPU's
-    free memory falls back to the CPU, saying so."""
-    if not use_gpu(device):
+    free memory falls back to the CPU, saying so. A fastText model runs on the CPU, where its batches' words get
+    their vectors (a note says so under ``cuda``)."""
+    if vectors.subwords or not use_gpu(device):
+        if vectors.subwords and device == "cuda":
+            summary.notes.append("a fastText model's subword vectors are computed on the CPU; running on the CPU")
         summary.device = "cpu"
         return None
     from .gpu import DeviceTable
 
     try:
-        table = DeviceTable(weight)
+        table = DeviceTable(vectors.matrix)
     except GpuUnavailableError as e:
         if device == "cuda":
             raise
@@ -468,15 +489,31 @@ def _small_input(input, weight: np.ndarray) -> bool:
     return size * max(1, weight.shape[1]) <= small.SMALL_WORK
 
 
-def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode):
-    from .tokens import TokenMapper
+def _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode, tokenizer="space", lowercase=False):
+    from .tokens import TokenMapper, text_splitter
 
-    mapper = TokenMapper.create(vectors, oov, unk_token, padding_idx, lowercase_fallback)
+    padding_idx = None if padding_idx is None else core.normalize_padding_idx(padding_idx, len(vectors))
+    mapper = TokenMapper.create(vectors, oov, unk_token, padding_idx, lowercase_fallback,
+                                text_splitter(vectors, tokenizer, lowercase))
     if mode is not None and mapper.policy == "zero":
         raise InvalidArgumentError("--oov zero applies to embed; with bag use skip, unk or padding")
-    if mapper.policy == "padding":
-        mapper.padding_idx = core.normalize_padding_idx(padding_idx, len(vectors))
     return mapper
+
+
+def _table(vectors: Vectors, mapper) -> np.ndarray | None:
+    """The table batches are looked up in; None when each batch carries its own: a fastText model's tokens (ids of a
+    fastText model read the vocabulary's vectors, computed whole)."""
+    return None if vectors.subwords and mapper is not None else vectors.matrix
+
+
+def _options(vectors: Vectors, options: EmbedOptions) -> EmbedOptions:
+    """``options`` checked, with a static model's own: its dtype for the output and, for a bag, its normalisation
+    (``StaticModel.encode``'s, docs/semantics.md §7)."""
+    if isinstance(vectors.model, StaticModel):
+        options.output_dtype = options.output_dtype or np.dtype(vectors.model.dtype).name
+        options.normalize = options.mode is not None and vectors.model.normalize
+    options.check(vectors)
+    return options
 
 
 def embed_table(
@@ -491,6 +528,8 @@ def embed_table(
     oov: str | None = None,
     unk_token: str | None = None,
     lowercase_fallback: bool = False,
+    tokenizer: str = "space",
+    lowercase: bool = False,
     keep=(),
     weights_column: str | None = None,
     output_dtype: str | None = None,
@@ -502,15 +541,18 @@ def embed_table(
     batch_format="pyarrow", fn_kwargs=...)``, Spark's ``mapInArrow`` and Dask can all call it. Spark takes no
     ``fixed_size_list``: give it ``vector_type="list"``.
     """
-    options = EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column, vector_type)
-    options.check(vectors.matrix)
+    options = _options(vectors, EmbedOptions(padding_idx, max_norm, norm_type, mode, output_dtype, weights_column,
+                                             vector_type))
     read = ReadOptions(column=column, keep=tuple(keep), weights_column=weights_column)
     source_column = check_columns("table", table.schema, read, vectors.tokens is not None)
     layout, values = column_kind(table.schema.field(source_column).type)
-    mapper = _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode) if values == "tokens" else None
+    mapper = None
+    if values == "tokens":
+        mapper = _mapper(vectors, oov, unk_token, padding_idx, lowercase_fallback, mode, tokenizer, lowercase)
+        layout = "text" if layout == "flat" and mapper.split is not None else layout
     weights = None if weights_column is None else table.column(weights_column).combine_chunks()
     batch = column_batch(table.column(source_column).combine_chunks(), layout, values, 0, mapper, weights)
-    result = embed_batch(batch, vectors.matrix, options)
+    result = embed_batch(batch, _table(vectors, mapper), options)
     return pa.table([*(table.column(k) for k in keep), result], names=[*keep, "embedding"])
 
 

@@ -37,7 +37,9 @@ class Batch:
     Fixed-shape rows: ``ids`` has shape ``(rows, *inner)`` and ``offsets`` is None. Ragged rows (sequences):
     ``ids`` is flat and ``offsets`` (rows + 1, int64) delimits each row. ``zero`` lists flat positions that embed
     to zeros (OOV tokens under ``--oov zero``); ``keep`` are columns carried to the output row by row;
-    ``weights`` are per-sample weights (``--weights-column``), flat and aligned with ``ids``, or None.
+    ``weights`` are per-sample weights (``--weights-column``), flat and aligned with ``ids``, or None. ``table``:
+    the batch's own weight table, which ``ids`` index (a fastText model's words, ``TokenMapper.local_table``),
+    with ``padding_idx`` the padding row's place in it (None: not in it).
     """
 
     ids: np.ndarray
@@ -48,6 +50,8 @@ class Batch:
     zero: np.ndarray | None = None
     size: int = 0  # progress units (bytes or rows) this batch accounts for
     oov: int = 0  # OOV tokens in this batch
+    table: np.ndarray | None = None
+    padding_idx: int | None = None
 
     @property
     def rows(self) -> int:
@@ -104,8 +108,9 @@ def open_sources(path: str, options: ReadOptions) -> list[Source]:
     if options.tokenizer != "space":
         from .tokens import TOKENIZERS
 
-        if options.tokenizer not in TOKENIZERS:
-            raise InvalidArgumentError(f"unknown --tokenizer {options.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+        if options.tokenizer not in TOKENIZERS and not Path(options.tokenizer).is_file():
+            raise InvalidArgumentError(f"unknown --tokenizer {options.tokenizer!r}; choose one of "
+                                       f"{', '.join(TOKENIZERS)} or give a tokenizer.json file")
     if options.seq_len is not None and options.input_format not in RAW_FORMATS:
         raise InvalidArgumentError("--seq-len applies to raw token-id input (--input-format u16, u32, i32 or i64)")
     if path == "-":
@@ -297,7 +302,9 @@ def _token_batches(chunk: bytes, first_line: int, options: ReadOptions) -> Itera
     from .tokens import scan_space_tokens, split_lines, taking, tokenize
 
     index = options.mapper.vectors.token_index
-    if options.tokenizer == "space" and not (len(chunk) <= small.SMALL_TEXT and isinstance(index, small.TokenIndex)):
+    if options.mapper.split is not None:  # the word tokenizer, a tokenizer.json, a static model's own tokenizer
+        ids, offsets, tokens_at = options.mapper.split(split_lines(chunk, first_line))
+    elif options.tokenizer == "space" and not (len(chunk) <= small.SMALL_TEXT and isinstance(index, small.TokenIndex)):
         ids, offsets, tokens_at = scan_space_tokens(chunk, first_line, index)
     else:  # other tokenizers, and a small chunk against a small vocabulary (no kernel to compile)
         lines = split_lines(chunk, first_line)
@@ -319,12 +326,20 @@ def _mapped(ids, offsets, tokens_at, first_row: int, row_word: str, col_word: st
     """A batch of token sequences mapped to ids (looked up already, -1 for OOV); ``oov`` counts its OOV tokens.
     Per-sample ``weights`` of skipped tokens are dropped with them."""
     before = mapper.oov_tokens
-    ids, mapped_offsets, zero, kept = mapper.map(ids, offsets, ragged_where(offsets, first_row, row_word, col_word,
-                                                                            base), tokens_at)
+    ids, mapped_offsets, zero, kept, words = mapper.map(ids, offsets, ragged_where(offsets, first_row, row_word,
+                                                                                   col_word, base), tokens_at)
     if weights is not None and kept is not None:
         weights = weights[kept]
     where = ragged_where(mapped_offsets, first_row, row_word, col_word, base)
-    return Batch(ids, mapped_offsets, where, zero=zero, oov=mapper.oov_tokens - before, weights=weights)
+    return _local(Batch(ids, mapped_offsets, where, zero=zero, oov=mapper.oov_tokens - before, weights=weights),
+                  mapper, words)
+
+
+def _local(batch: Batch, mapper: TokenMapper, words) -> Batch:
+    """The batch with its own table when the weights are a fastText model (``TokenMapper.local_table``)."""
+    if mapper.vectors.subwords:
+        batch.ids, batch.table, batch.padding_idx = mapper.local_table(batch.ids, words)
+    return batch
 
 
 def _split_rows(batch: Batch, max_rows: int | None) -> Iterator[Batch]:
@@ -396,8 +411,9 @@ def _stdin_source(options: ReadOptions) -> Source:
 def _check_arrow_options(name, options):
     if options.input_format is not None:
         raise InvalidArgumentError(f"{name}: --input-format {options.input_format} does not apply to Arrow input")
-    if options.tokenizer != "space":
-        raise InvalidArgumentError(f"{name}: --tokenizer applies to text input (an Arrow column's lists are its tokens)")
+    if options.tokenizer in ("whitespace", "chars"):
+        raise InvalidArgumentError(f"{name}: --tokenizer applies to text input (an Arrow column's lists are its "
+                                   "tokens); only word or a tokenizer.json split a column of text")
 
 
 # ---- Arrow IPC files and streams, Parquet: a column of ids or tokens, flat or lists.
@@ -549,11 +565,13 @@ def _record_batch_source(name, schema, read, total, options: ReadOptions) -> Sou
         if options.make_mapper is None:
             raise InvalidArgumentError(f"{name}: column {column!r} holds tokens, which need weights with a vocabulary")
         options.mapper = options.make_mapper()
+    if layout == "flat" and values == "tokens" and options.mapper.split is not None:
+        layout = "text"
     if layout == "flat" and values == "tokens" and options.mapper.policy == "skip":
         raise InvalidArgumentError(f"{name}: --oov skip needs sequences; column {column!r} has one token per row")
     row_shape = (schema.field(column).type.list_size,) if layout == "fixed" else ()
     keep_fields = [schema.field(k) for k in options.keep]
-    return Source(name, layout == "list", row_shape,
+    return Source(name, layout in ("list", "text"), row_shape,
                   _arrow_batches(name, _checked(name, read, _wanted(column, options)), column, layout, values,
                                  options), keep_fields, total)
 
@@ -593,14 +611,21 @@ def column_batch(array: pa.Array, layout: str, values: str, first_row: int, mapp
         raise InputFormatError(f"row {row} is null")
     offsets = _list_offsets(array)
     psw = None if weights is None else _sample_weights(weights, offsets, first_row)
+    if layout == "text":  # a string per row, split by the mapper's tokenizer
+        if psw is not None:
+            raise InvalidArgumentError("--weights-column needs lists of tokens or ids, not text that a tokenizer "
+                                       "splits")
+        ids, offsets, tokens_at = mapper.split(array)
+        return _mapped(ids, offsets, tokens_at, first_row, "row", "token", 0, mapper, psw)
     if layout == "flat":
         where = lambda flat: f"row {first_row + flat}"  # noqa: E731
         if values == "tokens":
             from .tokens import taking
 
             before = mapper.oov_tokens
-            ids, _, zero, _ = mapper.map(mapper.vectors.token_ids(array), offsets, where, taking(array))
-            return Batch(ids, None, where, zero=zero, oov=mapper.oov_tokens - before, weights=psw)
+            ids, _, zero, _, words = mapper.map(mapper.vectors.token_ids(array), offsets, where, taking(array))
+            return _local(Batch(ids, None, where, zero=zero, oov=mapper.oov_tokens - before, weights=psw), mapper,
+                          words)
         return Batch(array.to_numpy(zero_copy_only=False), None, where, weights=psw)
     if layout == "fixed":
         size = array.type.list_size

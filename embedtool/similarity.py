@@ -222,7 +222,8 @@ def _check_k(k) -> int:
 
 
 def _query_rows(vectors, queries):
-    """(query vectors [Q, D], their own rows [Q] or None) for tokens, row ids or vectors, one or a batch."""
+    """(query vectors [Q, D], their own rows [Q] or None) for tokens, row ids or vectors, one or a batch. A subword
+    model's tokens not in the vocabulary get their subword vectors (own row -1), as gensim's FastTextKeyedVectors."""
     if isinstance(queries, str):
         queries = [queries]
     if isinstance(queries, (int, np.integer)) and not isinstance(queries, (bool, np.bool_)):
@@ -234,6 +235,8 @@ def _query_rows(vectors, queries):
         return q, None
     queries = list(queries) if not isinstance(queries, np.ndarray) else queries
     if len(queries) and all(isinstance(x, str) for x in queries):
+        if vectors.subwords:
+            return vectors.vectors_of(queries), vectors.token_ids(queries)
         ids = vectors.ids(queries)
     else:
         ids = np.asarray(queries)

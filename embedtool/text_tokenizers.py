@@ -80,3 +80,14 @@ def encode_ids(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(np.fromiter(map(len, id_lists), np.int64, len(id_lists)), out=offsets[1:])
     ids = np.fromiter(itertools.chain.from_iterable(id_lists), np.int64, int(offsets[-1]))
     return ids, offsets
+
+
+def tokenizer_tokens(tokenizer, lines) -> tuple[pa.Array, np.ndarray]:
+    """The tokens of each line as a ``tokenizer.json`` splits them, without special tokens: (the tokens of all
+    lines, int64 offsets with one per line + 1); a null line is the empty text. For looking tokens up in a table's
+    vocabulary; ``encode_ids`` gives the tokenizer's own ids."""
+    texts = ["" if t is None else t for t in as_strings(lines).to_pylist()]
+    token_lists = [e.tokens for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    offsets = np.zeros(len(token_lists) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, token_lists), np.int64, len(token_lists)), out=offsets[1:])
+    return pa.array(list(itertools.chain.from_iterable(token_lists)), pa.string()), offsets

@@ -20,8 +20,8 @@ from .errors import InputFormatError, InvalidArgumentError
 from .vocab import HASH_SEED, find, finish, mix, token_hash, word_at
 from .arrays import from_numpy, numpy_view, string_array, strings
 
-OOV_POLICIES = ("error", "unk", "padding", "skip", "zero")
-TOKENIZERS = ("space", "whitespace", "chars")
+OOV_POLICIES = ("error", "unk", "padding", "skip", "zero", "subword")
+TOKENIZERS = ("space", "whitespace", "chars", "word")  # or the path of a tokenizer.json
 UNK_TOKENS = ("<unk>", "[UNK]")
 _MAX_DIGITS = 18  # an id of more digits would overflow int64: reported as not a valid id
 
@@ -279,6 +279,36 @@ def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
     return tokens.take(from_numpy(np.flatnonzero(keep))), kept_before[offsets]
 
 
+def text_splitter(vectors, tokenizer: str, lowercase: bool = False):
+    """``TokenMapper.split`` (text lines to ``(ids, offsets, tokens_at)``) for the tokenizers that are not a plain
+    split, or None for ``space``, ``whitespace`` and ``chars``: a static model's own tokenizer (its ids directly,
+    unknown tokens dropped, truncated: ``StaticModel.tokenize``), ``word`` (``text_tokenizers.word_tokens``,
+    ``lowercase`` first) or a tokenizer.json's tokens, looked up in the vocabulary."""
+    from .formats.static_model import StaticModel
+    from .text_tokenizers import load_tokenizer, tokenizer_tokens, word_tokens
+
+    if lowercase and tokenizer != "word":
+        raise InvalidArgumentError("--lowercase applies to --tokenizer word")
+    if isinstance(vectors.model, StaticModel):
+        if tokenizer != "space":
+            raise InvalidArgumentError(f"{vectors.metadata.get('source', 'the model')}: a static model splits text "
+                                       "with its own tokenizer; leave --tokenizer out")
+        return lambda lines: (*vectors.model.tokenize(lines), None)
+    if tokenizer == "word":
+        split = lambda lines: word_tokens(lines, lowercase)  # noqa: E731
+    elif tokenizer in TOKENIZERS:
+        return None
+    else:
+        hf = load_tokenizer(tokenizer)
+        split = lambda lines: tokenizer_tokens(hf, lines)  # noqa: E731
+
+    def ids(lines):
+        tokens, offsets = split(lines)
+        return vectors.token_ids(tokens), offsets, taking(tokens)
+
+    return ids
+
+
 def taking(tokens: pa.Array):
     """``tokens_at`` for ``TokenMapper.map`` over a string array: the tokens at some flat positions."""
     return lambda positions: tokens.take(from_numpy(positions))
@@ -304,8 +334,13 @@ class TokenMapper:
     """Maps tokens to row ids through a vocabulary, applying the OOV policy and counting OOV tokens.
 
     Policies: ``error`` (stop, naming the token and its place), ``unk`` (the unknown token's row), ``padding``
-    (the padding row), ``skip`` (drop the token), ``zero`` (embed it as zeros). ``lowercase_fallback`` retries an
-    OOV token in lower case before the policy applies.
+    (the padding row), ``skip`` (drop the token), ``zero`` (embed it as zeros), ``subword`` (a fastText model: its
+    vector from its character n-grams; the default there). ``lowercase_fallback`` retries an OOV token in lower case
+    before the policy applies. ``split`` turns text lines into ``(ids, offsets, tokens_at)`` for the tokenizers that
+    are not a plain split (``text_splitter``).
+
+    Over a fastText model every batch gets its own table (``local_table``): the vectors of the distinct words it
+    holds, so that the vocabulary's vectors are never all computed.
     """
 
     vectors: object
@@ -313,15 +348,20 @@ class TokenMapper:
     unk_id: int = -1
     padding_idx: int | None = None
     lowercase_fallback: bool = False
+    split: object = None
     oov_tokens: int = 0
     counts: Counter = field(default_factory=Counter)
 
     @classmethod
-    def create(cls, vectors, oov=None, unk_token=None, padding_idx=None, lowercase_fallback=False):
+    def create(cls, vectors, oov=None, unk_token=None, padding_idx=None, lowercase_fallback=False, split=None):
         """Resolve the defaults: the unknown token is ``<unk>`` or ``[UNK]`` when the vocab has one, and the
-        policy is ``unk`` when there is an unknown token, otherwise ``error``."""
+        policy is ``subword`` for a fastText model, else ``unk`` when there is an unknown token, else ``error``."""
         if oov is not None and oov not in OOV_POLICIES:
             raise InvalidArgumentError(f"unknown OOV policy {oov!r}; choose one of {', '.join(OOV_POLICIES)}")
+        if oov == "subword" and not vectors.subwords:
+            raise InvalidArgumentError("--oov subword needs a model with subword vectors (a fastText .bin)")
+        if oov is None and vectors.subwords:
+            oov = "subword"
         candidates = [unk_token] if unk_token is not None else list(UNK_TOKENS)
         found = vectors.token_ids(strings(candidates))
         unk_id = next((int(i) for i in found if i >= 0), -1)
@@ -333,19 +373,20 @@ class TokenMapper:
                                        "name one with --unk-token")
         if policy == "padding" and padding_idx is None:
             raise InvalidArgumentError("--oov padding needs --padding-idx")
-        return cls(vectors, policy, unk_id, padding_idx, lowercase_fallback)
+        return cls(vectors, policy, unk_id, padding_idx, lowercase_fallback, split)
 
     def map(self, ids: np.ndarray, offsets: np.ndarray, where,
-            tokens_at) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+            tokens_at) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, pa.Array | None]:
         """Apply the lower-case fallback and the OOV policy to ``ids`` looked up already (-1 where a token is OOV).
 
         ``tokens_at(positions)`` gives the tokens at flat positions as a string array (asked only for OOV tokens),
-        ``where(flat)`` names a token's place. Returns ``(ids, offsets, zero_positions, kept)``: ``kept`` is the
-        mask of the positions left when ``skip`` dropped some (None when all are left).
+        ``where(flat)`` names a token's place. Returns ``(ids, offsets, zero_positions, kept, words)``: ``kept`` is
+        the mask of the positions left when ``skip`` dropped some (None when all are left); under ``subword`` the
+        distinct OOV ``words`` get the ids ``len(vocabulary) + i``, rows of the batch's table (``local_table``).
         """
         missing = np.flatnonzero(ids < 0)
         if missing.size == 0:
-            return ids, offsets, None, None
+            return ids, offsets, None, None, None
         oov = tokens_at(missing)
         if self.lowercase_fallback:
             lowered = self.vectors.token_ids(pc.utf8_lower(oov))
@@ -353,7 +394,7 @@ class TokenMapper:
             still = np.flatnonzero(lowered < 0)
             missing, oov = missing[still], oov.take(from_numpy(still))
             if missing.size == 0:
-                return ids, offsets, None, None
+                return ids, offsets, None, None, None
         if self.policy == "error":
             raise InputFormatError(
                 f"token {oov[0].as_py()!r} at {where(int(missing[0]))} is not in the vocabulary "
@@ -368,16 +409,38 @@ class TokenMapper:
             ids[missing] = self.padding_idx
         elif self.policy == "zero":
             ids[missing] = 0
-            return ids, offsets, missing, None
+            return ids, offsets, missing, None, None
+        elif self.policy == "subword":
+            words = pc.unique(oov)
+            ids[missing] = len(self.vectors) + numpy_view(pc.index_in(oov, words)).astype(np.int64)
+            return ids, offsets, None, None, words
         else:  # skip
             keep = np.ones(ids.shape[0], np.bool_)
             keep[missing] = False
             kept_before = np.zeros(ids.shape[0] + 1, np.int64)
             np.cumsum(keep, out=kept_before[1:])
-            return ids[keep], kept_before[offsets], None, keep
-        return ids, offsets, None, None
+            return ids[keep], kept_before[offsets], None, keep, None
+        return ids, offsets, None, None, None
+
+    def local_table(self, ids: np.ndarray, words: pa.Array | None) -> tuple[np.ndarray, np.ndarray, int | None]:
+        """Over a fastText model: ``(ids remapped, table, padding_idx remapped or None)``, the table holding the
+        vectors (``model.word_vectors``, fastText's ``get_word_vector``) of the distinct words of a batch, its
+        vocabulary ids and the OOV ``words`` that ``map`` numbered after the vocabulary."""
+        vocab = len(self.vectors)
+        unique, inverse = np.unique(ids, return_inverse=True)
+        known = unique[unique < vocab]
+        names = self.vectors.tokens.take(from_numpy(known))
+        if words is not None and len(words):
+            names = pa.concat_arrays([names, words.cast(names.type)])
+        table = self.vectors.model.word_vectors(names, np.concatenate([known, np.full(len(names) - len(known), -1)]))
+        padding = None
+        if self.padding_idx is not None:
+            at = int(np.searchsorted(unique, self.padding_idx))
+            padding = at if at < len(unique) and unique[at] == self.padding_idx else None
+        return inverse.reshape(ids.shape).astype(np.int64), table, padding
 
     def report(self, top: int = 10) -> str:
         """One line for stderr: how many tokens were OOV and the most frequent ones."""
         common = ", ".join(f"{token!r} ({count})" for token, count in self.counts.most_common(top))
-        return f"{self.oov_tokens:,} OOV tokens ({self.policy})" + (f"; most frequent: {common}" if common else "")
+        how = "filled by subwords" if self.policy == "subword" else self.policy
+        return f"{self.oov_tokens:,} OOV tokens ({how})" + (f"; most frequent: {common}" if common else "")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,36 +20,66 @@ from .arrays import as_strings
 from .core import WEIGHT_DTYPES, check_weight
 from .errors import EmbedtoolError, InputFormatError, InvalidArgumentError
 from .formats.base import LoadOptions, SaveOptions, open_compressed
+from .formats.fasttext_bin import FastTextModel
+from .formats.static_model import StaticModel
 
 
-
-@dataclass
 class Vectors:
     """An embedding table: ``matrix`` ``[N, D]`` (possibly memory-mapped) and, when known, its ``tokens``.
 
     ``tokens`` is a pyarrow string array (any sequence of str is converted), row ``i`` being token ``i``'s vector.
     Token lookups use a hash index built on first use and kept.
+
+    ``model`` is the model a table was read from, when it is one (docs/semantics.md §7): a fastText ``.bin``
+    (``FastTextModel``: ``tokens`` its vocabulary, ``matrix`` their word vectors, computed on first access only,
+    ``vectors_of`` fills OOV words from their subwords) or a static model directory (``StaticModel``: ``matrix``
+    its table, ``tokens`` its tokenizer's vocabulary, ``encode`` embeds texts). Callers that need the shape only use
+    ``shape``, ``len``, ``dim`` and ``dtype``, which never compute the matrix.
     """
 
-    matrix: np.ndarray
-    tokens: object = None
-    metadata: dict = field(default_factory=dict)
-    _index: object = field(default=None, init=False, repr=False, compare=False)
-    _norms: object = field(default=None, init=False, repr=False, compare=False)  # similarity.row_norms keeps them
+    def __init__(self, matrix=None, tokens=None, metadata=None, model=None):
+        self.model = model
+        self.metadata = {} if metadata is None else metadata
+        self._matrix = None if matrix is None else check_weight(matrix)
+        if self._matrix is None and not self.subwords:
+            raise InvalidArgumentError("a table needs its matrix (only a fastText model computes it)")
+        self._index = None
+        self._norms = None  # similarity.row_norms keeps them
+        self.tokens = None if tokens is None else as_strings(tokens)
+        if self.tokens is not None and len(self.tokens) != len(self):
+            raise InvalidArgumentError(f"{len(self.tokens)} tokens for a table of {len(self)} rows")
 
-    def __post_init__(self):
-        self.matrix = check_weight(self.matrix)
-        if self.tokens is not None:
-            self.tokens = as_strings(self.tokens)
-            if len(self.tokens) != self.matrix.shape[0]:
-                raise InvalidArgumentError(f"{len(self.tokens)} tokens for a table of {self.matrix.shape[0]} rows")
+    def __repr__(self) -> str:
+        return f"Vectors({self.metadata.get('source', 'matrix')}: {len(self)} x {self.dim} {self.dtype})"
+
+    @property
+    def subwords(self) -> bool:
+        """Whether OOV tokens get vectors from their character n-grams (a fastText model)."""
+        return isinstance(self.model, FastTextModel)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """``[N, D]``; a fastText model's vocabulary vectors are computed here, on the first access."""
+        if self._matrix is None:
+            self._matrix = self.model.vocabulary_vectors()
+        return self._matrix
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        if self._matrix is None:
+            return (self.model.nwords, self.model.dim)
+        return self._matrix.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32) if self._matrix is None else self._matrix.dtype
 
     @property
     def dim(self) -> int:
-        return self.matrix.shape[1]
+        return self.shape[1]
 
     def __len__(self) -> int:
-        return self.matrix.shape[0]
+        return self.shape[0]
 
     @property
     def has_vocab(self) -> bool:
@@ -96,6 +125,21 @@ class Vectors:
         ids[missing] = oov
         return ids
 
+    def vectors_of(self, tokens, oov="error") -> np.ndarray:
+        """The vector of each token, ``[n, D]``. A fastText model gives every token one, OOV tokens from their
+        subwords (fastText's ``get_word_vector``); other tables give the rows of ``ids(tokens, oov)``."""
+        if self.subwords:
+            return self.model.word_vectors(tokens)
+        return np.asarray(self.matrix[self.ids(tokens, oov)])
+
+    def encode(self, texts, *, normalize: bool | None = None) -> np.ndarray:
+        """One vector per text, as the static model's ``encode`` (model2vec): tokenized by the model's tokenizer,
+        averaged, L2-normalised when the model says so (``normalize`` overrides)."""
+        if not isinstance(self.model, StaticModel):
+            source = self.metadata.get("source", "this table")
+            raise InvalidArgumentError(f"{source} has no tokenizer: encode needs a static model directory")
+        return self.model.encode(texts, normalize=normalize)
+
     # Similarity (embedtool/similarity.py does the work; numba loads on first call).
     def most_similar(self, queries, k=10, metric="cosine", against=None):
         """The ``k`` nearest rows to each query (tokens, ids or vectors): ``similarity.most_similar``."""
@@ -124,6 +168,9 @@ class Vectors:
 
 # --------------------------------------------------------------------------------------------------------------
 # Loading
+
+
+_UNSET = object()  # max_length not given (None is a value: no limit)
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -162,6 +209,8 @@ def load_vectors(
     encoding="utf-8",
     allow_nonfinite=False,
     progress=None,
+    normalize=None,
+    max_length=_UNSET,
 ) -> Vectors:
     """Open a weight table in any supported format (see the module docstring).
 
@@ -192,6 +241,10 @@ def load_vectors(
         Accept NaN and inf values in text instead of stopping at them.
     progress : bool, optional
         A progress bar (by bytes read) for text and word2vec binary; None: when stderr is a terminal.
+    normalize : bool, optional
+        A static model directory's L2 normalisation of pooled vectors (default: its config.json's).
+    max_length : int or None, optional
+        A static model directory's token limit per text (default: its config's, else 512; None: no limit).
 
     Returns
     -------
@@ -216,9 +269,17 @@ def load_vectors(
         raise InvalidArgumentError(f"limit must be an integer >= 0, got {limit!r}")
     if not path.exists():
         raise InputFormatError(f"{path}: no such file")
-    options = LoadOptions(dtype, limit, on_bad_row, errors, encoding, allow_nonfinite, tensor, progress)
+    model_options = {} if normalize is None else {"normalize": normalize}
+    if max_length is not _UNSET:
+        model_options["max_length"] = max_length
+    options = LoadOptions(dtype, limit, on_bad_row, errors, encoding, allow_nonfinite, tensor, progress,
+                          model_options)
     fmt, compression = formats.detect(path, format)
+    if fmt.name != "static-model" and model_options:
+        raise InvalidArgumentError(f"{path}: {' and '.join(model_options)} only apply to static model directories")
     result = fmt.read(path, compression, options)
+    if result.model is not None:
+        return _model_vectors(path, fmt, result, vocab=vocab, dtype=dtype, limit=limit)
     try:
         matrix = check_weight(result.matrix)
     except EmbedtoolError as e:
@@ -248,6 +309,22 @@ def load_vectors(
     if "tensor" in stored:
         metadata["tensor"] = stored["tensor"]
     return Vectors(matrix, tokens, metadata)
+
+
+def _model_vectors(path: Path, fmt, result, **table_options) -> Vectors:
+    """The ``Vectors`` of a model (fastText .bin, static model directory): its vocabulary and its matrix, lazy for
+    fastText. The options that reshape a table's rows do not apply to a model's vocabulary."""
+    given = [name for name, value in table_options.items() if value is not None]
+    if given:
+        raise InvalidArgumentError(f"{path}: {', '.join(given)} do not apply to a {fmt.name} model")
+    model = result.model
+    dtype = np.dtype(np.float32) if result.matrix is None else result.matrix.dtype
+    metadata = {"source": str(path), "source_format": fmt.name, "dtype": str(dtype), "rows": len(result.tokens),
+                "dim": model.dim if result.matrix is None else result.matrix.shape[1]}
+    try:
+        return Vectors(result.matrix, result.tokens, metadata, model)
+    except EmbedtoolError as e:
+        raise InputFormatError(f"{path}: {e}") from None
 
 
 def _read_sidecar(path: Path, rows: int, encoding: str, errors: str) -> pa.Array:

@@ -11,6 +11,8 @@ format              suffixes                     holds
 ``glove``           .txt                         text rows ``token v1 ... vD``
 ``word2vec``        .vec                         the same after an ``N D`` header line (fastText too)
 ``word2vec-binary`` .bin                         ``N D`` line, then token, space, D float32 per row
+``fasttext-bin``    .ftz (.bin: by its magic)    a fastText model: vocabulary, subword n-grams (read only)
+``static-model``    a directory                  model2vec / StaticEmbedding: tensors, tokenizer (read only)
 ==================  ===========================  ========================================================
 
 A file's format is found in this order: the first bytes that prove one (``signature``), the suffix, the content that
@@ -24,15 +26,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputFormatError, InvalidArgumentError
-from . import arrow, npy, parquet, safetensors, text, word2vec_binary
+from . import arrow, fasttext_bin, npy, parquet, safetensors, static_model, text, word2vec_binary
 from .base import COMPRESSION_MAGIC, COMPRESSIONS, WeightFormat, open_compressed
 
 REGISTRY = (arrow.FORMAT, parquet.FORMAT, npy.FORMAT, safetensors.FORMAT, text.GLOVE, text.WORD2VEC,
-            word2vec_binary.FORMAT)
+            word2vec_binary.FORMAT, fasttext_bin.FORMAT, static_model.FORMAT)
 NAMES = tuple(f.name for f in REGISTRY)
+WRITABLE = tuple(f.name for f in REGISTRY if f.write is not None)  # the others are models, read only
 DEFAULT = text.GLOVE
 _SUFFIXES = {suffix: f for f in REGISTRY for suffix in f.suffixes}
-_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the int32 that starts a fastText .bin model
+_OUTPUT_SUFFIXES = ", ".join(suffix for suffix, f in _SUFFIXES.items() if f.write is not None)
 
 
 def get(name: str) -> WeightFormat:
@@ -48,12 +51,12 @@ def detect(path, format: str | None = None) -> tuple[WeightFormat, str | None]:
     whether its content looks like text. ``format`` overrides the format (compression is always sniffed)."""
     path = Path(path)
     if path.is_dir():
-        raise InputFormatError(f"{path}: is a directory, not a weight file")
+        if format not in (None, static_model.FORMAT.name) or not static_model.is_model_directory(path):
+            raise InputFormatError(f"{path}: is a directory, not a weight file nor a static model directory "
+                                   "(model.safetensors with tokenizer.json)")
+        return static_model.FORMAT, None
     with open(path, "rb") as f:
         head = f.read(4096)
-    if head.startswith(_FASTTEXT_MAGIC):
-        raise InputFormatError(f"{path}: a fastText .bin model, not supported yet: read its .vec file (or write one "
-                               "with fastText's print-word-vectors)")
     compression = next((c for magic, c in COMPRESSION_MAGIC if head.startswith(magic)), None)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in COMPRESSIONS:
@@ -93,10 +96,13 @@ def for_output(path, format: str | None = None) -> tuple[WeightFormat, str | Non
         fmt = _SUFFIXES.get(suffixes[-1] if suffixes else "")
         if fmt is None:
             raise InvalidArgumentError(
-                f"{path}: cannot tell the format from the suffix; use one of {', '.join(_SUFFIXES)} or name the format"
+                f"{path}: cannot tell the format from the suffix; use one of {_OUTPUT_SUFFIXES} or name the format"
             )
     else:
         fmt = get(format)
+    if fmt.write is None:
+        raise InvalidArgumentError(f"{path}: {fmt.name} models cannot be written; write the table to one of "
+                                   f"{_OUTPUT_SUFFIXES}")
     if compression and not fmt.compressible:
         raise InvalidArgumentError(f"{path}: only text and word2vec binary files can be written compressed")
     return fmt, compression

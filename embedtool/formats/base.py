@@ -37,6 +37,7 @@ class LoadOptions:
     allow_nonfinite: bool = False  # (text)
     tensor: str | None = None  # (safetensors)
     progress: bool | None = None  # (text, word2vec binary)
+    model: dict = field(default_factory=dict)  # (static-model) normalize=, max_length=
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,15 @@ class SaveOptions:
 class ReadResult:
     """A file read: its matrix, tokens (None: none in the file), what an embedtool-written file stored about itself
     (META_KEYS, or {"tensor": name}), each row's 1-based text line (None where rows are not lines: word2vec binary
-    and the binary formats, whose places are row ids), rows skipped."""
+    and the binary formats, whose places are row ids), rows skipped, and the model it is (fastText .bin, static
+    model directory), whose matrix may be None: computed when first needed."""
 
-    matrix: np.ndarray
+    matrix: np.ndarray | None
     tokens: pa.Array | None
     stored: dict = field(default_factory=dict)
     lines: np.ndarray | None = None
     skipped: int = 0
+    model: object = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class WeightFormat:
     name: str  # format= / --from / --to
     suffixes: tuple[str, ...]  # lower-case, with the dot; the first is the canonical one
     read: Callable[[Path, str | None, LoadOptions], ReadResult]
-    write: Callable[[BinaryIO, np.ndarray, pa.Array | None, dict, SaveOptions], None]
+    write: Callable[[BinaryIO, np.ndarray, pa.Array | None, dict, SaveOptions], None] | None  # None: read only
     signature: Callable[[Path, bytes], bool] | None = None  # the first bytes (b"" for a directory) prove it
     guess: Callable[[bytes], bool] | None = None  # content that suggests it, when nothing else decided
     compressible: bool = False  # read and written through .gz/.bz2/.xz

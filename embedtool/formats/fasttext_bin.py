@@ -37,13 +37,17 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from ..arrays import as_strings, string_buffers
 from ..errors import InputFormatError, in_file
-from ..vocab import TokenIndex
+from .base import LoadOptions, ReadResult, WeightFormat
+
+if TYPE_CHECKING:  # vocab imports numba, which the registry must not load
+    from ..vocab import TokenIndex
 
 MAGIC = 793712314
 VERSION = 12  # the newest file version fastText writes; older ones (11) read the same
@@ -102,6 +106,8 @@ class FastTextModel:
 
     @cached_property
     def _index(self) -> tuple[TokenIndex, np.ndarray]:
+        from ..vocab import TokenIndex
+
         index = TokenIndex(self.tokens)
         rows = np.arange(self.nwords)
         last = rows
@@ -323,3 +329,14 @@ def _utf8(raw: np.ndarray) -> bool:
 def _first_bad(types: np.ndarray, nwords: int) -> int:
     expected = (np.arange(len(types)) >= nwords).astype(np.int8)
     return int(np.flatnonzero(types != expected)[0])
+
+
+def _read(path, compression: str | None, options: LoadOptions) -> ReadResult:
+    """The model, its vocabulary as the tokens; the matrix (the words' vectors) is left to ``Vectors``."""
+    model = load_fasttext_bin(path)
+    return ReadResult(None, model.tokens, model=model)
+
+
+# Found by its magic number only: .bin is word2vec binary's suffix too; .ftz is a quantized model's.
+FORMAT = WeightFormat("fasttext-bin", (".ftz",), _read, None,
+                      signature=lambda path, head: len(head) >= 4 and struct.unpack("<i", head[:4])[0] == MAGIC)

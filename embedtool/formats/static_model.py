@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from ..arrays import as_strings
 from ..errors import InputFormatError, InvalidArgumentError, in_file
 from ..text_tokenizers import encode_ids, load_tokenizer
+from .base import LoadOptions, ReadResult, WeightFormat
 from .safetensors import safetensors_header
 
 DEFAULT_MAX_LENGTH = 512
@@ -217,3 +218,11 @@ def _table(embeddings, weights, mapping, vocab_size: int) -> np.ndarray:
     if embeddings.dtype.kind != "f":
         embeddings = embeddings.astype(np.float32)
     return embeddings
+
+
+def _read(path, compression: str | None, options: LoadOptions) -> ReadResult:
+    model = load_static_model(path, **options.model)
+    return ReadResult(model.table, model.tokens, model=model)
+
+
+FORMAT = WeightFormat("static-model", (), _read, None, signature=lambda path, head: is_model_directory(path))

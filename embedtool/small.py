@@ -118,6 +118,16 @@ def _sequential_max(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values[0]), values[0], values[first, np.arange(values.shape[1])])
 
 
+def row_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``info_kernels.row_stats`` of a small float32/float64 chunk in NumPy: ``(norms, zero, nonfinite)`` per row, bit
+    for bit (the squares summed in float64 in column order, as the kernel's loop does)."""
+    wide = rows.astype(np.float64)
+    with np.errstate(over="ignore"):  # a norm beyond float64's range is inf, as in the kernel
+        squares = np.add.accumulate(wide * wide, axis=1)
+    norms = np.sqrt(squares[:, -1]) if rows.shape[1] else np.zeros(rows.shape[0])
+    return norms, (rows == 0).all(axis=1), ~np.isfinite(rows).all(axis=1)
+
+
 #: Largest chunk of id text (bytes) parsed in Python, about 20 ms of it: above it ``tokens.parse_id_lines``.
 SMALL_TEXT = 1 << 18
 

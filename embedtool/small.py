@@ -8,6 +8,11 @@ in the kernels' accumulator dtype (float32, float64 for float64 tables), so maxi
 wins only if strictly greater) and sums and means equal the kernels' up to their fused multiply-adds and the order
 of a bag split across threads (docs/semantics.md §2 tolerances). ``gather.embedding`` and ``bag.embedding_bag``
 send small calls here; the pipeline calls it directly, so a small CLI job never imports numba.
+
+The other small paths live here too, each the kernels' result bit for bit: id text parsed in Python (``id_lines``),
+a small vocabulary indexed in a dict (``TokenIndex``), and the row statistics of ``info --stats`` (``row_stats``).
+A small text weight file (``SMALL_TEXT`` bytes) is read by ``formats.text_rows.read_small``. The kernels live in
+modules of their own (``gather``, ``bag``, ``*_kernels``), imported only where a kernel is called.
 """
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ def test_cache_choice_refuses_a_temporary_directory_others_can_write(tmp_path, m
 def _cli(args: list[str], env: dict | None = None, code: str = "") -> subprocess.CompletedProcess:
     """The CLI in a process of its own (``code`` runs first), printing whether it imported numba at exit."""
     script = (f"{code}\nimport atexit, sys\n"
-              "atexit.register(lambda: print('numba loaded' if sys.modules.get('numba') else 'no numba', file=sys.stderr))\n"
+              "atexit.register(lambda: print('numba loaded' if sys.modules.get('numba') else 'no numba',\n"
+              "                              file=sys.stderr))\n"
               f"sys.argv = ['embedtool', *{args!r}]\nfrom embedtool_cli.app import main\nmain()\n")
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
 

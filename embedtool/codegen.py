@@ -18,7 +18,7 @@
 - ``any_scaled_above(values, scale, index, width, threshold)``: whether any of ``width`` scaled elements beats a
   threshold, in vector compares, for the top-k scan of ``similarity.py``.
 - ``load_word(array, index)`` and ``trailing_zeros(x)``: eight bytes at once as a uint64, and the position of its
-  lowest set bit, for parsers that look at a whole number's digits in one step (``tokens._parse_ids``).
+  lowest set bit, for parsers that look at a whole number's digits in one step (``token_kernels.parse_ids``).
 - ``stream_line(dst, i, src, k)``, ``stream_scaled_line(dst, i, src, k, scale)`` and ``store_fence()``: a 64-byte
   non-temporal copy, for outputs too large to
   stay in cache: the line is written without first being read (a normal store reads it in), a third less memory

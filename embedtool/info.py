@@ -1,34 +1,15 @@
 """What a weight table holds: ``describe`` (from the header, reading no row) and ``table_stats`` (zero rows,
-non-finite rows, row norms: a pass over the whole table, with a progress bar)."""
+non-finite rows, row norms: a pass over the whole table, with a progress bar; a small table's in NumPy, a large one's
+in the kernel of ``info_kernels``)."""
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
+from . import small
 from .progress import progress_bar
 
 _CHUNK_ROWS = 1 << 16
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _row_stats(rows, norms, zero, nonfinite):
-    """Per row: L2 norm (float64 accumulation), all-zero flag, has-NaN-or-inf flag."""
-    n, dim = rows.shape
-    for k in prange(n):
-        acc = 0.0
-        is_zero = True
-        bad = False
-        for j in range(dim):
-            x = np.float64(rows[k, j])
-            acc += x * x
-            if x != 0.0:
-                is_zero = False
-            if not np.isfinite(x):
-                bad = True
-        norms[k] = np.sqrt(acc)
-        zero[k] = is_zero
-        nonfinite[k] = bad
 
 
 def describe(vectors) -> dict:
@@ -68,8 +49,13 @@ def table_stats(matrix: np.ndarray, progress: bool | None = None) -> dict:
             if chunk.dtype not in (np.float32, np.float64) or not chunk.dtype.isnative:
                 chunk = chunk.astype(np.float32 if chunk.dtype.itemsize <= 4 else np.float64)
             n = chunk.shape[0]
-            norms, zero, bad = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
-            _row_stats(chunk, norms, zero, bad)
+            if chunk.size <= small.SMALL_WORK:
+                norms, zero, bad = small.row_stats(chunk)
+            else:
+                from .info_kernels import row_stats
+
+                norms, zero, bad = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
+                row_stats(chunk, norms, zero, bad)
             zero_rows += int(zero.sum())
             nonfinite_rows += int(bad.sum())
             good = norms[~bad]

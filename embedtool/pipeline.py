@@ -354,8 +354,8 @@ def embed_path(
     kernels = device_table is None and not small_input
     if kernels:
         from . import gather  # noqa: F401 - numba loads before the clock starts: the summary's rate is the work's
-    if vectors.tokens is not None:
-        from . import tokens  # noqa: F401 - likewise for the token mapper's module, which imports numba
+        if vectors.tokens is not None:
+            from . import token_kernels  # noqa: F401 - likewise for the token parsers' kernels
 
     started, compiling = time.perf_counter(), kernel_cache.compile_seconds()
     with num_threads(threads) if kernels else contextlib.nullcontext():

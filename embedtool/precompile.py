@@ -2,9 +2,10 @@
 
 numba compiles a kernel for each combination of argument types it meets, so this runs the real pipeline (with the
 NumPy path of small inputs turned off) on tiny tables and inputs covering what the CLI meets: GloVe text, ids in
-.npy and text, tokens, every pooling mode, max_norm, per dtype; and tables of a few common widths, since the pooling
-kernel is compiled per column-block width (``bag._column_blocks``: widths up to 128 float32 columns each have their
-own, wider tables share a block width). A table of another width compiles its pooling kernel on first use.
+.npy and text, tokens, every pooling mode, max_norm, info --stats, per dtype; and tables of a few common widths,
+since the pooling kernel is compiled per column-block width (``bag._column_blocks``: widths up to 128 float32 columns
+each have their own, wider tables share a block width). A table of another width compiles its pooling kernel on
+first use.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _DTYPES = ("float32", "float16", "float64")
 
 def compile_kernels(say: Callable[[str], None] = print) -> float:
     """Compile and cache every kernel the CLI uses, saying what as it goes; returns the seconds compiling took."""
+    from .info import table_stats
     from .pipeline import embed_path
     from .vectors import load_vectors
 
@@ -50,6 +52,7 @@ def compile_kernels(say: Callable[[str], None] = print) -> float:
                     np.save(tmp / "w.npy", rng.standard_normal((64, dim)).astype(dtype))
                     (tmp / "w.vocab.txt").write_text("".join(w + "\n" for w in words))
                     weights = load_vectors(tmp / "w.npy")
+                    table_stats(weights.matrix, progress=False)  # info --stats
                     ids = {"input_format": "ids"}
                     runs = [("ids.npy", {}), ("ids.txt", {"padding_idx": 0, **ids}), ("tokens.txt", {"oov": "skip"}),
                             ("ids.npy", {"max_norm": 1.0})]

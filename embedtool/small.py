@@ -8,6 +8,11 @@ in the kernels' accumulator dtype (float32, float64 for float64 tables), so maxi
 wins only if strictly greater) and sums and means equal the kernels' up to their fused multiply-adds and the order
 of a bag split across threads (docs/semantics.md §2 tolerances). ``gather.embedding`` and ``bag.embedding_bag``
 send small calls here; the pipeline calls it directly, so a small CLI job never imports numba.
+
+The other small paths live here too, each the kernels' result bit for bit: id text parsed in Python (``id_lines``),
+a small vocabulary indexed in a dict (``TokenIndex``), and the row statistics of ``info --stats`` (``row_stats``).
+A small text weight file (``SMALL_TEXT`` bytes) is read by ``formats.text_rows.read_small``. The kernels live in
+modules of their own (``gather``, ``bag``, ``*_kernels``), imported only where a kernel is called.
 """
 
 from __future__ import annotations
@@ -116,6 +121,16 @@ def _sequential_max(values: np.ndarray) -> np.ndarray:
     largest = np.fmax.reduce(values, axis=0)  # NaNs ignored; NaN where a column holds only NaNs
     first = (values == largest).argmax(axis=0)
     return np.where(np.isnan(values[0]), values[0], values[first, np.arange(values.shape[1])])
+
+
+def row_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``info_kernels.row_stats`` of a small float32/float64 chunk in NumPy: ``(norms, zero, nonfinite)`` per row, bit
+    for bit (the squares summed in float64 in column order, as the kernel's loop does)."""
+    wide = rows.astype(np.float64)
+    with np.errstate(over="ignore"):  # a norm beyond float64's range is inf, as in the kernel
+        squares = np.add.accumulate(wide * wide, axis=1)
+    norms = np.sqrt(squares[:, -1]) if rows.shape[1] else np.zeros(rows.shape[0])
+    return norms, (rows == 0).all(axis=1), ~np.isfinite(rows).all(axis=1)
 
 
 #: Largest chunk of id text (bytes) parsed in Python, about 20 ms of it: above it ``tokens.parse_id_lines``.

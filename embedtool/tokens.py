@@ -1,5 +1,6 @@
 """Text inputs to index arrays: compiled parsers for id lines and for space-separated tokens (fused with the
-vocabulary lookup), pyarrow tokenising for the other tokenizers, and the OOV policies.
+vocabulary lookup; their kernels are in ``token_kernels``, imported on first use), pyarrow tokenising for the other
+tokenizers, and the OOV policies.
 
 Both produce *ragged* sequences: flat ``values`` and ``offsets`` (one sequence per line, a blank line is an empty
 sequence), with positions reported as file line and column.
@@ -13,89 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
-from .codegen import load_word, trailing_zeros
-from .errors import InputFormatError, InvalidArgumentError
-from .vocab import HASH_SEED, find, finish, mix, token_hash, word_at
 from .arrays import from_numpy, numpy_view, string_array, strings
+from .errors import InputFormatError, InvalidArgumentError
 
 OOV_POLICIES = ("error", "unk", "padding", "skip", "zero", "subword")
 TOKENIZERS = ("space", "whitespace", "chars", "word")  # or the path of a tokenizer.json
 UNK_TOKENS = ("<unk>", "[UNK]")
-_MAX_DIGITS = 18  # an id of more digits would overflow int64: reported as not a valid id
-
-
-_ZEROS = np.uint64(0x3030303030303030)  # '0' in each byte
-_HIGH_BITS = np.uint64(0x8080808080808080)
-_ABOVE_NINE = np.uint64(0x7676767676767676)  # added to a byte's digit value, sets its high bit when it exceeds 9
-
-
-@njit(cache=True, nogil=True)
-def _is_space(c):
-    return c == 32 or c == 10 or c == 9 or c == 13 or c == 11 or c == 12
-
-
-@njit(cache=True, nogil=True)
-def _digits_value(word, count):
-    """The number written by the first ``count`` (1-7) bytes of ``word``, digit values (``byte - '0'``) in little-endian
-    order: shifted so they are the top bytes (zeros below act as leading zeros), then combined pairwise, SWAR."""
-    word <<= np.uint64(64 - 8 * count)
-    word = (word & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561) >> np.uint64(8)
-    word = (word & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601) >> np.uint64(16)
-    return np.int64((word & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001) >> np.uint64(32))
-
-
-@njit(cache=True, nogil=True)
-def _parse_ids(buf, values, line_ends):
-    """Parse ASCII-whitespace separated integers, one sequence per ``\\n``-terminated line.
-
-    ``buf`` ends with a newline (chunks are whole lines), which ends every number without a bounds check. A number
-    of up to 7 digits is read in one step: its 8 bytes as a word, the first non-digit found by bit tricks, the digits
-    combined in parallel; longer ones and signed ones digit by digit. Fills ``values`` and ``line_ends`` (the count
-    of values after each line). Returns ``(n_values, n_lines, bad)`` where ``bad`` is the byte offset of the first
-    token that is not an integer id (-1 if none).
-    """
-    n = buf.shape[0]
-    nv = 0
-    nl = 0
-    i = 0
-    while i < n:
-        c = buf[i]
-        if np.uint64(np.int64(c) - 48) <= np.uint64(9) and i + 8 <= n:
-            digits = load_word(buf, i) - _ZEROS
-            count = np.int64(trailing_zeros(((digits + _ABOVE_NINE) | digits) & _HIGH_BITS) >> np.uint64(3))
-            if count < 8:
-                if not _is_space(buf[i + count]):
-                    return nv, nl, i
-                values[nv] = _digits_value(digits, count)
-                nv += 1
-                i += count
-                continue
-        if c == 10:
-            line_ends[nl] = nv
-            nl += 1
-            i += 1
-        elif _is_space(c):
-            i += 1
-        else:  # a sign, a long number, one near the end of the chunk, or not a number
-            start = i
-            negative = c == 45
-            if c == 45 or c == 43:
-                i += 1
-            digits_start = i
-            value = np.int64(0)
-            d = np.int64(buf[i]) - 48
-            while np.uint64(d) <= np.uint64(9):
-                value = value * 10 + d
-                i += 1
-                d = np.int64(buf[i]) - 48
-            count = i - digits_start
-            if count == 0 or count > _MAX_DIGITS or not _is_space(buf[i]):
-                return nv, nl, start
-            values[nv] = -value if negative else value
-            nv += 1
-    return nv, nl, -1
 
 
 def parse_id_lines(chunk: bytes, first_line: int):
@@ -103,11 +28,13 @@ def parse_id_lines(chunk: bytes, first_line: int):
 
     Errors name the line and column (the token's number in its line, from 1) and the offending text.
     """
+    from .token_kernels import parse_ids
+
     chunk = chunk if chunk.endswith(b"\n") else chunk + b"\n"  # the parser's end marker
     buf = np.frombuffer(chunk, np.uint8)
     values = np.empty(len(chunk) // 2 + 1, np.int64)
     line_ends = np.empty(len(chunk) + 1, np.int64)  # at most a line per byte; pages never written cost nothing
-    nv, nl, bad = _parse_ids(buf, values, line_ends)
+    nv, nl, bad = parse_ids(buf, values, line_ends)
     if bad >= 0:
         line_start = chunk.rfind(b"\n", 0, bad) + 1
         line_no = first_line + chunk.count(b"\n", 0, bad)
@@ -125,112 +52,24 @@ def _tokens_in(seg: np.ndarray) -> int:
     return int(np.count_nonzero(text[1:] & ~text[:-1])) + int(text[:1].sum())
 
 
-_ONES = np.uint64(0x0101010101010101)
-_SPACES = np.uint64(0x2020202020202020)
-_NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
-
-
-@njit(cache=True, nogil=True)
-def _zero_bytes(x):
-    """The high bit of each zero byte of ``x``: exact for the lowest one (higher ones may be false)."""
-    return (x - _ONES) & ~x & _HIGH_BITS
-
-
-@njit(cache=True, nogil=True)
-def _token_end(buf, i):
-    """Where the token starting at ``i`` ends: at the next space or newline, before a line's trailing ``\\r``s."""
-    e = i
-    while buf[e] != 32 and buf[e] != 10:
-        e += 1
-    if buf[e] == 10:
-        while e > i and buf[e - 1] == 13:
-            e -= 1
-    return e
-
-
-@njit(cache=True, nogil=True)
-def _scan_space_tokens(buf, table, offsets, data, ids, starts, line_ends):
-    """The space tokenizer fused with the vocabulary lookup, over ``\\n``-terminated lines (``vocab.TokenIndex``'s
-    arrays). No token string is made: eight bytes at a time, one load finds where the token ends (bit tricks, as in
-    ``_parse_ids``) and feeds its hash, and the token is probed at once. Tokens are the runs of bytes other than
-    space and newline, a line's trailing ``\\r``s not included (as ``split_lines`` then ``tokenize``). Fills ``ids``
-    (-1 for an OOV token), ``starts`` (each token's first byte) and ``line_ends`` (the count of tokens after each
-    line); returns ``(n_tokens, n_lines)``.
-    """
-    n = buf.shape[0]
-    nt = 0
-    nl = 0
-    i = 0
-    while i < n:
-        c = buf[i]
-        if c == 32:
-            i += 1
-            continue
-        if c == 10:
-            line_ends[nl] = nt
-            nl += 1
-            i += 1
-            continue
-        s = i
-        h = HASH_SEED
-        first = np.uint64(0)
-        while True:
-            word = word_at(buf, i, n)
-            stops = _zero_bytes(word ^ _SPACES) | _zero_bytes(word ^ _NEWLINES)
-            count = 8 if stops == 0 else np.int64(trailing_zeros(stops) >> np.uint64(3))
-            if count < 8:
-                word &= (np.uint64(1) << np.uint64(8 * count)) - np.uint64(1)
-            if i == s:
-                first = word
-            if count:
-                h = mix(h, word)
-                i += count
-            if count < 8:
-                break
-        e = i
-        if buf[e] == 10 and buf[e - 1] == 13:
-            e = _token_end(buf, s)
-            if e == s:
-                continue
-            h, first = token_hash(buf, s, e), word_at(buf, s, e)
-        else:
-            h = finish(h, e - s)
-        ids[nt] = find(table, offsets, data, h, first, buf, s, e)
-        starts[nt] = s
-        nt += 1
-    return nt, nl
-
-
-@njit(cache=True, nogil=True)
-def _token_strings(buf, starts):
-    """Offsets and bytes of the tokens starting at ``starts`` (as ``_scan_space_tokens`` found them)."""
-    ends = np.empty_like(starts)
-    offsets = np.zeros(starts.shape[0] + 1, np.int64)
-    for t in range(starts.shape[0]):
-        ends[t] = _token_end(buf, starts[t])
-        offsets[t + 1] = offsets[t] + ends[t] - starts[t]
-    data = np.empty(offsets[-1], np.uint8)
-    for t in range(starts.shape[0]):
-        data[offsets[t] : offsets[t + 1]] = buf[starts[t] : ends[t]]
-    return offsets, data
-
-
 def scan_space_tokens(chunk: bytes, first_line: int, index) -> tuple[np.ndarray, np.ndarray, object]:
     """Split a chunk of complete lines on spaces and look every token up in ``index`` (a ``vocab.TokenIndex``), in
     one compiled pass. Returns ``(ids, offsets, tokens_at)``: ids (-1 for OOV), line offsets, and the
     ``tokens_at`` of ``TokenMapper.map``, which makes token strings only for the positions asked (the OOV ones).
     Invalid UTF-8 can only be in an OOV token (the vocabulary's are valid), so it is found there, naming its line.
     """
+    from .token_kernels import scan_tokens, token_strings
+
     buf = np.frombuffer(chunk, np.uint8)
     ids = np.empty(len(chunk) // 2 + 1, np.int64)
     starts = np.empty(len(chunk) // 2 + 1, np.int64)
     line_ends = np.empty(len(chunk) + 1, np.int64)
-    nt, nl = _scan_space_tokens(buf, index.table, index.offsets, index.data, ids, starts, line_ends)
+    nt, nl = scan_tokens(buf, index.table, index.offsets, index.data, ids, starts, line_ends)
     offsets = np.zeros(nl + 1, np.int64)
     offsets[1:] = line_ends[:nl]
 
     def tokens_at(positions):
-        token_offsets, data = _token_strings(buf, starts[positions])
+        token_offsets, data = token_strings(buf, starts[positions])
         tokens = pa.Array.from_buffers(pa.large_string(), len(positions),
                                        [None, pa.py_buffer(token_offsets), pa.py_buffer(data)])
         try:

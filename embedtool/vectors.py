@@ -340,9 +340,9 @@ def _read_sidecar(path: Path, rows: int, encoding: str, errors: str) -> pa.Array
 
 def _deduplicate(path, matrix, tokens, policy: str, lines):
     """Drop the rows of repeated tokens, keeping each token's first or last row; or raise for ``"error"``."""
-    from .small import token_index
+    from . import small
 
-    first = token_index(tokens).first
+    first = small.token_index(tokens).first
     repeated = first != np.arange(len(first))
     if not repeated.any():
         return matrix, tokens, 0
@@ -355,8 +355,10 @@ def _deduplicate(path, matrix, tokens, policy: str, lines):
     from .vocab import compact_rows, keep_unique
 
     keep = keep_unique(first, policy)
-    # In place when the matrix is ours (parsed text): it may be most of memory.
-    matrix = compact_rows(matrix, keep) if matrix.flags.writeable and matrix.flags.c_contiguous else matrix[keep]
+    # In place when the matrix is ours (parsed text) and large: it may be most of memory (a small one is copied in
+    # NumPy, no kernel to load).
+    in_place = matrix.flags.writeable and matrix.flags.c_contiguous and matrix.size > small.SMALL_WORK
+    matrix = compact_rows(matrix, keep) if in_place else matrix[keep]
     return matrix, tokens.take(pa.array(keep)), len(first) - len(keep)
 
 

@@ -91,3 +91,19 @@ def test_compressed_output(tmp_path, suffix, magic):
     path = save_vectors(original, tmp_path / f"v{suffix}")
     assert path.read_bytes().startswith(magic)
     same_bits(load_vectors(path).matrix, original.matrix)
+
+
+@pytest.mark.parametrize("list_type", [pa.list_(pa.float32()), pa.large_list(pa.float32()), pa.list_(pa.float32(), 2)],
+                         ids=str)
+def test_arrow_vector_column_read_from_a_slice_as_flatten_reads_it(list_type):
+    """``from_table`` takes the vectors as a slice of the list's values (pyarrow's flatten would load
+    pyarrow.compute): a table sliced from a larger one gives its own rows, not the larger one's first rows."""
+    from embedtool.formats.arrow import from_table
+
+    full = pa.table({"token": ["a", "b", "c", "d"],
+                     "vector": pa.array([[1, 2], [3, 4], [5, 6], [7, 8]], list_type)})
+    for part in (full.slice(1, 2), full.slice(3, 1), full.slice(0, 0), full):
+        matrix, tokens = from_table(part, "t.arrow")
+        assert matrix.shape[0] == part.num_rows
+        np.testing.assert_array_equal(matrix.reshape(-1), part.column("vector").combine_chunks().flatten().to_numpy())
+        assert tokens.to_pylist() == part.column("token").to_pylist()

@@ -110,9 +110,10 @@ def test_cache_choice_refuses_a_temporary_directory_others_can_write(tmp_path, m
 
 
 def _cli(args: list[str], env: dict | None = None, code: str = "") -> subprocess.CompletedProcess:
-    """The CLI in a process of its own (``code`` runs first), printing the numba modules it imported at exit."""
+    """The CLI in a process of its own (``code`` runs first), printing whether it imported numba at exit."""
     script = (f"{code}\nimport atexit, sys\n"
-              "atexit.register(lambda: print('numba loaded' if 'numba' in sys.modules else 'no numba', file=sys.stderr))\n"
+              "atexit.register(lambda: print('numba loaded' if sys.modules.get('numba') else 'no numba',\n"
+              "                              file=sys.stderr))\n"
               f"sys.argv = ['embedtool', *{args!r}]\nfrom embedtool_cli.app import main\nmain()\n")
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
 
@@ -134,6 +135,54 @@ def test_small_jobs_on_ids_never_import_numba_and_match_the_kernels(tmp_path, ar
 
     tables = [pa.ipc.open_file(tmp_path / f"{name}.arrow").read_all() for name in ("small", "kernels")]
     assert tables[0].equals(tables[1])
+
+
+#: Run first in a process: numba cannot be imported (an ``import numba`` raises ImportError).
+_NO_NUMBA = "import sys; sys.modules['numba'] = None"
+#: Run first in a process: every small-input path turned off, so each call takes the kernels.
+_KERNELS = "from embedtool import small; small.SMALL_WORK = small.SMALL_TEXT = small.SMALL_VOCAB = -1"
+
+
+@pytest.fixture(scope="module")
+def glove_arrow(tmp_path_factory) -> Path:
+    """The sample GloVe text converted to an Arrow store, as the benchmark's ``lookup`` and ``info`` read it."""
+    path = tmp_path_factory.mktemp("store") / "glove.arrow"
+    run = _cli(["convert", str(SAMPLE / "glove.txt"), str(path)])
+    assert run.returncode == 0, run.stderr
+    return path
+
+
+# The small calls of benchmarks/bench_startup.py (``{store}``: the converted GloVe store, ``{out}``: the output),
+# and whether the kernels path loads numba (``info`` without --stats reads no row: there is no kernel to compare).
+@pytest.mark.parametrize(("args", "kernels"), [
+    (["embed", str(SAMPLE / "weights.npy"), str(SAMPLE / "ids.npy"), "-o", "{out}", "-q"], True),
+    (["bag", str(SAMPLE / "weights.npy"), str(SAMPLE / "ids.npy"), "-o", "{out}", "-q", "--mode", "mean"], True),
+    (["bag", str(SAMPLE / "glove.txt"), str(SAMPLE / "tokens.txt"), "-o", "{out}", "-q", "--mode", "mean", "--oov",
+      "skip"], True),
+    (["lookup", "{store}", "the", "of"], True),
+    (["info", "{store}"], False),
+    (["info", "{store}", "--stats", "--json"], True),
+    (["convert", str(SAMPLE / "glove.txt"), "{out}"], True),
+], ids=lambda a: " ".join(Path(x).name for x in a) if isinstance(a, list) else None)
+def test_small_calls_of_the_startup_benchmark_run_without_numba_as_the_kernels_do(tmp_path, glove_arrow, args,
+                                                                                  kernels):
+    def run(name: str, code: str) -> subprocess.CompletedProcess:
+        out = tmp_path / f"{name}.arrow"
+        done = _cli([a.format(store=glove_arrow, out=out) for a in args], code=code)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    unimportable = run("small", _NO_NUMBA)
+    assert unimportable.stderr.endswith("no numba\n"), unimportable.stderr
+    on_kernels = run("kernels", _KERNELS)
+    assert on_kernels.stderr.endswith("numba loaded\n" if kernels else "no numba\n"), on_kernels.stderr
+    if "{out}" in args:
+        import pyarrow as pa
+
+        tables = [pa.ipc.open_file(tmp_path / f"{name}.arrow").read_all() for name in ("small", "kernels")]
+        assert tables[0].equals(tables[1])
+    else:
+        assert unimportable.stdout == on_kernels.stdout and unimportable.stdout
 
 
 def test_help_imports_no_numba():
@@ -208,3 +257,29 @@ def test_compile_command_compiles_and_says_where_the_cache_is(monkeypatch):
     assert result.exit_code == 0, result.output
     assert "compiling: float32 tables of width 8" in result.output
     assert "kernels compiled in " in result.output and small.SMALL_WORK == 1 << 20
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_stats_in_numpy_match_the_kernel_bit_for_bit(dtype):
+    """info --stats of a small table (NumPy) and of a large one (the kernel): the same norms to the bit, and the same
+    zero (-0.0 counts as zero, NaN does not) and non-finite rows."""
+    from embedtool.info_kernels import row_stats
+
+    rng = np.random.default_rng(7)
+    rows = (rng.standard_normal((300, 37)) * rng.uniform(1e-3, 1e3, (300, 1))).astype(dtype)
+    rows[1] = 0.0
+    rows[2] = -0.0
+    rows[3, 5], rows[4, 0], rows[5, 36] = np.nan, np.inf, -np.inf
+    rows[6] = np.finfo(dtype).max / 4  # squares past float32's range, summed in float64 (float64's: inf)
+    n = rows.shape[0]
+    norms, zero, bad = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
+    row_stats(rows, norms, zero, bad)
+    mine = small.row_stats(rows)
+    np.testing.assert_array_equal(mine[0].view(np.uint64), norms.view(np.uint64))
+    np.testing.assert_array_equal(mine[1], zero)
+    np.testing.assert_array_equal(mine[2], bad)
+    assert zero[1] and zero[2] and not zero[3] and bad[3:6].all() and not bad[6]
+    empty = np.empty((4, 0), dtype)
+    row_stats(empty, norms[:4], zero[:4], bad[:4])
+    for mine, theirs in zip(small.row_stats(empty), (norms[:4], zero[:4], bad[:4])):
+        np.testing.assert_array_equal(mine, theirs)

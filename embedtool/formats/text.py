@@ -1,14 +1,22 @@
-"""GloVe and word2vec/fastText text: detection and entries; the parsing is in text_numbers, text_rows, text_blocks and
-text_write (imported when a file is read or written: they compile numba kernels)."""
+"""GloVe and word2vec/fastText text: detection and entries. The rules are in text_numbers and text_rows; the
+compiled reader in text_blocks, imported for files larger than ``small.SMALL_TEXT`` (its kernels load numba); the
+writer in text_write."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .. import small
 from .base import LoadOptions, ReadResult, SaveOptions, WeightFormat
+from .text_rows import read_small, text_options
 
 
 def read(path, compression: str | None, options: LoadOptions) -> ReadResult:
     """Rows ``token v1 ... vD``, after an ``N D`` header line or not (the header is found in the file)."""
-    from .text_blocks import read_text, text_options
+    path = Path(path)
+    if compression is None and path.is_file() and path.stat().st_size <= small.SMALL_TEXT:
+        return read_small(path, text_options(options))
+    from .text_blocks import read_text
 
     return read_text(path, compression, text_options(options), options.progress)
 

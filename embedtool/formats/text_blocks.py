@@ -1,9 +1,11 @@
 """Reading text and word2vec binary files in blocks: memory-mapped or streamed windows, line-aligned chunks in parallel, rows into one matrix.
 
-Reading is two-tiered. Numba kernels (``text_rows``) parse the bytes in parallel, one line-aligned chunk of a block per
-thread, and settle every ordinary row; a row they cannot settle (blank or malformed, a number they cannot round
-exactly, a token that is not plain UTF-8 or holds runs of spaces) is flagged, and ``parse_line``/``decode_token``, the
-plain-Python statement of the rules, settle it and word its error. Tests hold the kernels to those functions.
+Files of up to ``small.SMALL_TEXT`` bytes are read whole in Python (``text_rows.read_small``), without this module
+and its kernels. Larger ones are read in two tiers. Numba kernels (``text_kernels``) parse the bytes in parallel, one
+line-aligned chunk of a block per thread, and settle every ordinary row; a row they cannot settle (blank or
+malformed, a number they cannot round exactly, a token that is not plain UTF-8 or holds runs of spaces) is flagged,
+and ``parse_line``/``decode_token``, the plain-Python statement of the rules, settle it and word its error. Tests
+hold the kernels to those functions.
 
 Numbers are rounded exactly (``text_numbers``): Clinger's fast path or Eisel-Lemire give the float64 nearest the
 decimal, and narrowing it to float32 or float16 is exact unless it lies exactly halfway between two values of the
@@ -29,17 +31,15 @@ from pathlib import Path
 import numba
 import numpy as np
 import pyarrow as pa
-from numba import njit, prange
 
-from .. import small
-from ..arrays import strings
 from ..errors import InputFormatError
 from ..progress import progress_bar
 from ..vocab import compact_rows
-from .base import LoadOptions, ReadResult, open_compressed
+from .base import ReadResult, open_compressed
+from .text_kernels import after_lines, gather_bytes, last_line_end, line_chunks, parse_chunks, scan_records
 from .text_numbers import TARGETS
-from .text_rows import (HEADER, ROW, BadRow, TextOptions, decode_token, detect_layout, parse_chunks, parse_line,
-                        scan_records, shown)
+from .text_rows import (BOM, HEADER, ROW, SAMPLE_LINES, BadRow, TextOptions, check_count, decode_token, detect_layout,
+                        parse_line, shown)
 
 #: Bytes parsed per step (and the most of a memory-mapped file held in memory at once).
 BLOCK_BYTES = 16 << 20
@@ -48,80 +48,6 @@ CHUNK_BYTES = 1 << 20
 #: The longest line read (a row is a token and its numbers: 64 MiB holds millions): a longer one is an error, so
 #: that a file without line ends cannot take memory without bound.
 MAX_ROW_BYTES = 64 << 20
-#: Lines looked at to find the header and the dimension.
-SAMPLE_LINES = 100
-BOM = b"\xef\xbb\xbf"
-
-
-@njit(cache=True, nogil=True)
-def _line_boundary(buf, p):
-    """The first line start at or after ``p`` (or the end of ``buf``)."""
-    n = buf.shape[0]
-    if p <= 0:
-        return 0
-    while p < n and buf[p - 1] != 10:
-        p += 1
-    return min(p, n)
-
-
-@njit(cache=True, nogil=True)
-def _newlines(seg):
-    """Newlines in ``seg`` (a loop over a whole array, which LLVM vectorises)."""
-    count = 0
-    for i in range(seg.shape[0]):
-        count += seg[i] == 10
-    return count
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _split_lines(buf, nchunks):
-    """Cut ``buf`` into ``nchunks`` line-aligned chunks of about equal size: their starts, stops and line counts."""
-    n = buf.shape[0]
-    size = (n + nchunks - 1) // nchunks
-    starts = np.empty(nchunks, np.int64)
-    stops = np.empty(nchunks, np.int64)
-    counts = np.empty(nchunks, np.int64)
-    for c in prange(nchunks):
-        s = _line_boundary(buf, c * size)
-        e = _line_boundary(buf, (c + 1) * size)
-        count = _newlines(buf[s:e])
-        if e > s and buf[e - 1] != 10:
-            count += 1
-        starts[c] = s
-        stops[c] = e
-        counts[c] = count
-    return starts, stops, counts
-
-
-@njit(cache=True, nogil=True)
-def _after_lines(buf, p, k):
-    """The position just after the ``k``-th line starting at ``p``."""
-    n = buf.shape[0]
-    while k > 0 and p < n:
-        while p < n and buf[p] != 10:
-            p += 1
-        p += 1
-        k -= 1
-    return min(p, n)
-
-
-@njit(cache=True, nogil=True)
-def _last_line_end(buf):
-    """The position after the last newline in ``buf`` (0 if there is none)."""
-    p = buf.shape[0]
-    while p > 0 and buf[p - 1] != 10:
-        p -= 1
-    return p
-
-
-@njit(cache=True, nogil=True)
-def _gather_bytes(buf, bounds, offsets, data):
-    """Concatenate the byte ranges ``buf[bounds[r, 0]:bounds[r, 1]]`` into ``data`` at ``offsets[r]``."""
-    for r in range(bounds.shape[0]):
-        o = offsets[r]
-        s = bounds[r, 0]
-        for k in range(bounds[r, 1] - s):
-            data[o + k] = buf[s + k]
 
 
 class WindowReader:
@@ -201,9 +127,9 @@ class _Block:
 def _cut(data: np.ndarray, pos: int, max_lines: int | None) -> _Block:
     """A block of ``data`` (whole lines at ``pos``), at most ``max_lines`` of them."""
     nchunks = max(8 * numba.get_num_threads(), data.shape[0] // CHUNK_BYTES)
-    starts, stops, counts = _split_lines(data, nchunks)
+    starts, stops, counts = line_chunks(data, nchunks)
     if max_lines is not None and counts.sum() > max_lines:
-        return _cut(data[: _after_lines(data, 0, max_lines)], pos, None)
+        return _cut(data[: after_lines(data, 0, max_lines)], pos, None)
     return _Block(data, pos, starts, stops, counts)
 
 
@@ -215,7 +141,7 @@ def _blocks(src: WindowReader, pos: int, first_line: int, limit: int | None):
         window = src.window(pos, size)
         if window.shape[0] == 0:
             return
-        end = window.shape[0] if window.shape[0] < size else _last_line_end(window)
+        end = window.shape[0] if window.shape[0] < size else last_line_end(window)
         if end == 0:  # a line longer than the window: widen it
             size = _wider(src, size, first_line + lines)
             continue
@@ -238,7 +164,7 @@ def _tokens_array(data: np.ndarray, bounds: np.ndarray, texts: dict[int, str]) -
     offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     out = np.empty(int(offsets[-1]), np.uint8)
-    _gather_bytes(data, bounds, offsets, out)
+    gather_bytes(data, bounds, offsets, out)
     for i, b in encoded.items():
         out[offsets[i] : offsets[i + 1]] = np.frombuffer(b, np.uint8)
     large = offsets[-1] >= 2**31
@@ -339,7 +265,7 @@ def _head(src: WindowReader) -> np.ndarray:
     size = BLOCK_BYTES
     while True:
         head = src.window(0, size)
-        end = _last_line_end(head)
+        end = last_line_end(head)
         if head.shape[0] < size:
             return head
         if end > 0:
@@ -355,27 +281,19 @@ def _wider(src: WindowReader, size: int, line: int) -> int:
     return min(2 * size, MAX_ROW_BYTES)
 
 
-def text_options(options: LoadOptions) -> TextOptions:
-    """The parser's options from load_vectors' (the matrix is float32 unless a dtype is asked for)."""
-    return TextOptions(np.dtype(options.dtype or np.float32), options.limit, options.on_bad_row, options.errors,
-                       options.encoding, options.allow_nonfinite)
-
-
 def read_text(path, compression: str | None, opts: TextOptions, progress: bool | None = None) -> ReadResult:
     """Parse a GloVe or word2vec/fastText text file (header detected), compressed or not."""
     path = Path(path)
-    if compression is None and path.is_file() and path.stat().st_size <= small.SMALL_TEXT:
-        return _read_small(path, opts)
     target = TARGETS[opts.dtype]
     with WindowReader(path, compression) as src, progress_bar(f"reading {path.name}", src.size, "bytes", progress) as bar:
         head = _head(src)
         if head.shape[0] == 0:
             raise InputFormatError(f"{path}: empty file")
         start = 3 if opts.utf8 and bytes(head[:3]) == BOM else 0
-        sample = bytes(head[start : _after_lines(head, start, SAMPLE_LINES)]).split(b"\n")
+        sample = bytes(head[start : after_lines(head, start, SAMPLE_LINES)]).split(b"\n")
         count, dim = detect_layout(sample[:-1] if len(sample) > 1 and sample[-1] == b"" else sample, path)
         if count is not None:
-            start = _after_lines(head, start, 1)
+            start = after_lines(head, start, 1)
         first_line = 2 if count is not None else 1
 
         streamed = src.stream is not None
@@ -383,7 +301,7 @@ def read_text(path, compression: str | None, opts: TextOptions, progress: bool |
         if not streamed:  # first pass: count the lines, so that the matrix is allocated once
             blocks = list(blocks)
             total = sum(b.lines for b in blocks)
-            _check_count(path, count, total, opts.limit)
+            check_count(path, count, total, opts.limit)
         rows = _Rows(opts.dtype, dim, None if streamed else total)
         shown = _Progress(bar, src)
         tokens, lines, done = [], [], 0
@@ -406,42 +324,9 @@ def read_text(path, compression: str | None, opts: TextOptions, progress: bool |
             src.release(block.pos, block.pos + block.data.shape[0])
             shown.update(block.pos + block.data.shape[0])
         if streamed:
-            _check_count(path, count, done, opts.limit)
+            check_count(path, count, done, opts.limit)
     lines = np.concatenate(lines) if lines else np.empty(0, np.int64)
     return ReadResult(rows.result(), _concat_tokens(tokens), lines=lines, skipped=done - rows.count)
-
-
-def _read_small(path: Path, opts: TextOptions) -> ReadResult:
-    """``read_text`` of a small uncompressed file in Python, no kernel to compile: every row is settled as the
-    kernels leave their flagged rows to be settled (``parse_line``), so the result is the same."""
-    data = path.read_bytes()
-    if not data:
-        raise InputFormatError(f"{path}: empty file")
-    lines = data[3 if opts.utf8 and data.startswith(BOM) else 0 :].split(b"\n")
-    if len(lines) > 1 and lines[-1] == b"":  # the last line's newline
-        lines.pop()
-    count, dim = detect_layout(lines[:SAMPLE_LINES], path)
-    first_line = 2 if count is not None else 1
-    lines = lines[first_line - 1 :][: opts.limit]
-    _check_count(path, count, len(lines), opts.limit)
-    matrix = np.empty((len(lines), dim), opts.dtype)
-    tokens, kept = [], []
-    for i, line in enumerate(lines):
-        try:
-            token, matrix[len(tokens)] = parse_line(line, dim, opts)
-        except BadRow as e:
-            if opts.on_bad_row == "error":
-                raise InputFormatError(f"{path}:{first_line + i}: {e}") from None
-            continue
-        tokens.append(token)
-        kept.append(first_line + i)
-    return ReadResult(matrix[: len(tokens)], strings(tokens), lines=np.array(kept, np.int64),
-                      skipped=len(lines) - len(tokens))
-
-
-def _check_count(path, count, found, limit) -> None:
-    if count is not None and count != found and (limit is None or found < limit):
-        raise InputFormatError(f"{path}:1: header says {count} rows but the file has {found}")
 
 
 def read_word2vec_binary(path, compression: str | None, opts: TextOptions, progress: bool | None = None) -> ReadResult:

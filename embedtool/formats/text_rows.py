@@ -1,4 +1,5 @@
-"""One text row or word2vec binary record: the numba kernels that settle ordinary rows, and the plain-Python rules that settle and word the rest."""
+"""One text row: the plain-Python rules that settle and word the rows the kernels of ``text_kernels`` leave
+(``parse_line``, ``decode_token``), that read a small file whole, and that find a file's layout (``detect_layout``)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ import collections
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from numba import njit, prange
 
+from ..arrays import strings
 from ..errors import InputFormatError
-from .text_numbers import NUMBER, exact_value, scan_number, store_value
+from .base import LoadOptions, ReadResult
+from .text_numbers import NUMBER, exact_value
 
 # Row status set by the kernels: settled, token to be decoded in Python, whole row to be parsed in Python.
 OK, TOKEN, ROW = 0, 1, 2
+#: Lines looked at to find the header and the dimension.
+SAMPLE_LINES = 100
+BOM = b"\xef\xbb\xbf"
 
 
 class BadRow(ValueError):
@@ -37,172 +43,10 @@ class TextOptions:
         return self.encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig")
 
 
-@njit(cache=True, nogil=True)
-def _token_status(buf, s, e, utf8):
-    """TOKEN if ``buf[s:e]`` needs Python to become a token (runs of spaces, bytes that are not plain UTF-8 or, for
-    another encoding, not ASCII), else OK."""
-    i = s
-    while i < e:
-        c = buf[i]
-        if c < 128:
-            if c == 32 and buf[i + 1] == 32:
-                return TOKEN
-            i += 1
-            continue
-        if not utf8:
-            return TOKEN
-        # One UTF-8 sequence: the lead byte fixes the length and the range of the second byte.
-        lo, hi = 0x80, 0xBF
-        if 0xC2 <= c <= 0xDF:
-            n = 1
-        elif c == 0xE0:
-            n, lo = 2, 0xA0
-        elif c == 0xED:
-            n, hi = 2, 0x9F
-        elif 0xE1 <= c <= 0xEF:
-            n = 2
-        elif c == 0xF0:
-            n, lo = 3, 0x90
-        elif 0xF1 <= c <= 0xF3:
-            n = 3
-        elif c == 0xF4:
-            n, hi = 3, 0x8F
-        else:
-            return TOKEN
-        if i + n >= e or not lo <= buf[i + 1] <= hi:
-            return TOKEN
-        for k in range(2, n + 1):
-            if not 0x80 <= buf[i + k] <= 0xBF:
-                return TOKEN
-        i += n + 1
-    return OK
-
-
-@njit(cache=True, nogil=True)
-def _parse_fast(buf, pos, stop, dim, target, allow_nonfinite, row, bounds):
-    """The common row, in one pass: a token without spaces, then ``dim`` numbers, then the newline (maybe after
-    spaces and ``\\r``). Returns the position of the line's end, with the token's range in ``bounds``; or -1 when the
-    row is anything else."""
-    t = pos
-    while t < stop and buf[t] != 32 and buf[t] != 10:
-        t += 1
-    if t == pos:
-        return -1
-    i = t
-    k = 0
-    while True:
-        while i < stop and buf[i] == 32:
-            i += 1
-        if i == stop or buf[i] == 10:
-            break
-        if buf[i] == 13:
-            while i < stop and (buf[i] == 13 or buf[i] == 32):
-                i += 1
-            if i == stop or buf[i] == 10:
-                break
-            return -1
-        if k == dim:
-            return -1
-        x, i, code = scan_number(buf, i, stop)
-        if code != 0 or not store_value(x, k, target, allow_nonfinite, row):
-            return -1
-        k += 1
-        if i < stop and buf[i] != 32 and buf[i] != 10 and buf[i] != 13:
-            return -1
-    if k != dim:
-        return -1
-    bounds[0] = pos
-    bounds[1] = t
-    return i
-
-
-@njit(cache=True, nogil=True)
-def _parse_values(buf, i, e, dim, target, allow_nonfinite, row):
-    """Parse the space-separated fields of ``buf[i:e]`` into ``row``: True if they are exactly ``dim`` numbers that
-    the kernel can settle."""
-    k = 0
-    while i < e:
-        while buf[i] == 32:  # ``e`` follows a non-space, so the run ends before it
-            i += 1
-        if k == dim:
-            return False
-        x, i, code = scan_number(buf, i, e)
-        if code != 0 or (i < e and buf[i] != 32) or not store_value(x, k, target, allow_nonfinite, row):
-            return False
-        k += 1
-    return k == dim
-
-
-@njit(cache=True, nogil=True)
-def _parse_row(buf, a, b, dim, target, utf8, allow_nonfinite, row, bounds):
-    """Any line ``buf[a:b]``: strip it, take the vector as its last ``dim`` fields, the token as what precedes them.
-    ``bounds`` gets the token's byte range (the line's when the row is left to Python). Returns the row's status."""
-    bounds[0] = a
-    bounds[1] = b
-    e = b
-    while e > a and (buf[e - 1] == 32 or buf[e - 1] == 13):
-        e -= 1
-    s = a
-    while s < e and buf[s] == 32:
-        s += 1
-    t = e
-    k = 0
-    while k < dim and t > s:
-        while t > s and buf[t - 1] != 32:
-            t -= 1
-        while t > s and buf[t - 1] == 32:
-            t -= 1
-        k += 1
-    if t == s or not _parse_values(buf, t, e, dim, target, allow_nonfinite, row):
-        return ROW
-    bounds[0] = s
-    bounds[1] = t
-    return _token_status(buf, s, t, utf8)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def parse_chunks(buf, starts, stops, rows, dim, target, utf8, allow_nonfinite, out, bounds, status):
-    """Parse every line of every chunk ``buf[starts[c]:stops[c]]`` into ``out[rows[c] + k]``."""
-    for c in prange(starts.shape[0]):
-        pos = starts[c]
-        stop = stops[c]
-        r = rows[c]
-        while pos < stop:
-            end = _parse_fast(buf, pos, stop, dim, target, allow_nonfinite, out[r], bounds[r])
-            if end >= 0:
-                status[r] = _token_status(buf, bounds[r, 0], bounds[r, 1], utf8)
-            else:
-                end = pos
-                while end < stop and buf[end] != 10:
-                    end += 1
-                status[r] = _parse_row(buf, pos, end, dim, target, utf8, allow_nonfinite, out[r], bounds[r])
-            pos = end + 1
-            r += 1
-
-
-@njit(cache=True, nogil=True)
-def scan_records(buf, width, max_rows, utf8, out, bounds, status):
-    """Copy the complete word2vec binary records at the start of ``buf`` (newlines, token, space, ``width`` bytes of
-    float32) into the byte rows of ``out``. Returns (records copied, position after them)."""
-    n = buf.shape[0]
-    pos = 0
-    r = 0
-    while r < max_rows:
-        s = pos
-        while s < n and buf[s] == 10:
-            s += 1
-        p = s
-        while p < n and buf[p] != 32:
-            p += 1
-        if p + 1 + width > n:
-            break
-        bounds[r, 0] = s
-        bounds[r, 1] = p
-        status[r] = _token_status(buf, s, p, utf8)
-        out[r, :] = buf[p + 1 : p + 1 + width]
-        pos = p + 1 + width
-        r += 1
-    return r, pos
+def text_options(options: LoadOptions) -> TextOptions:
+    """The parser's options from load_vectors' (the matrix is float32 unless a dtype is asked for)."""
+    return TextOptions(np.dtype(options.dtype or np.float32), options.limit, options.on_bad_row, options.errors,
+                       options.encoding, options.allow_nonfinite)
 
 
 HEADER = re.compile(rb"(\d+) +(\d+)")
@@ -299,3 +143,37 @@ def detect_layout(lines: list[bytes], path) -> tuple[int | None, int]:
     if dim is None:
         raise InputFormatError(f"{path}:1: no vector found: expected a token followed by numbers on each line")
     return None, dim
+
+
+def read_small(path: Path, opts: TextOptions) -> ReadResult:
+    """A small uncompressed text file read whole in Python, no kernel to load: every row is settled as the kernels
+    leave their flagged rows to be settled (``parse_line``), so the result is ``text_blocks.read_text``'s."""
+    data = path.read_bytes()
+    if not data:
+        raise InputFormatError(f"{path}: empty file")
+    lines = data[3 if opts.utf8 and data.startswith(BOM) else 0 :].split(b"\n")
+    if len(lines) > 1 and lines[-1] == b"":  # the last line's newline
+        lines.pop()
+    count, dim = detect_layout(lines[:SAMPLE_LINES], path)
+    first_line = 2 if count is not None else 1
+    lines = lines[first_line - 1 :][: opts.limit]
+    check_count(path, count, len(lines), opts.limit)
+    matrix = np.empty((len(lines), dim), opts.dtype)
+    tokens, kept = [], []
+    for i, line in enumerate(lines):
+        try:
+            token, matrix[len(tokens)] = parse_line(line, dim, opts)
+        except BadRow as e:
+            if opts.on_bad_row == "error":
+                raise InputFormatError(f"{path}:{first_line + i}: {e}") from None
+            continue
+        tokens.append(token)
+        kept.append(first_line + i)
+    return ReadResult(matrix[: len(tokens)], strings(tokens), lines=np.array(kept, np.int64),
+                      skipped=len(lines) - len(tokens))
+
+
+def check_count(path, count: int | None, found: int, limit: int | None) -> None:
+    """A header's row count against the rows found (fewer are fine where ``limit`` stopped the reading)."""
+    if count is not None and count != found and (limit is None or found < limit):
+        raise InputFormatError(f"{path}:1: header says {count} rows but the file has {found}")

@@ -1,32 +1,15 @@
-"""Writing GloVe and word2vec text with the shortest digits that read back exactly, and word2vec binary."""
+"""Writing GloVe and word2vec text with the shortest digits that read back exactly (pyarrow's casts: no kernel), and
+word2vec binary (records packed by ``text_kernels.pack_records``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit, prange
 
 from ..arrays import string_buffers
 from ..errors import InvalidArgumentError
 from ..progress import progress_bar
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _pack_records(tokens, token_offsets, vectors, record_offsets, out):
-    """word2vec binary records: token bytes, a space, the row's bytes, a newline."""
-    width = vectors.shape[1]
-    for r in prange(vectors.shape[0]):
-        o = record_offsets[r]
-        s = token_offsets[r]
-        n = token_offsets[r + 1] - s
-        for k in range(n):
-            out[o + k] = tokens[s + k]
-        o += n
-        out[o] = 32
-        for k in range(width):
-            out[o + 1 + k] = vectors[r, k]
-        out[o + 1 + width] = 10
 
 
 #: Tokens that cannot be written as text rows (they would not read back the same) and as word2vec binary.
@@ -79,6 +62,8 @@ def write_text(f, matrix: np.ndarray, tokens, header: bool, progress: bool | Non
 def write_word2vec_binary(f, matrix: np.ndarray, tokens, progress: bool | None = None) -> None:
     """Write word2vec binary: a ``rows dim`` line, then per row the token, a space, dim little-endian float32 and a
     newline. The format holds float32: float64 values are rounded to it."""
+    from .text_kernels import pack_records
+
     _check_tokens(tokens, _UNWRITABLE_BINARY, "word2vec binary")
     n, dim = matrix.shape
     f.write(f"{n} {dim}\n".encode())
@@ -100,6 +85,6 @@ def write_word2vec_binary(f, matrix: np.ndarray, tokens, progress: bool | None =
             records = np.zeros(stop - start + 1, np.int64)
             np.cumsum(np.diff(offsets) + values.shape[1] + 2, out=records[1:])
             out = np.empty(int(records[-1]), np.uint8)
-            _pack_records(data, offsets, values, records, out)
+            pack_records(data, offsets, values, records, out)
             f.write(out.data)
             bar.advance(stop - start)

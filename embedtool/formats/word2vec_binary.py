@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import LoadOptions, ReadResult, SaveOptions, WeightFormat
+from .text_rows import text_options
 
 _CONTROL = bytes(range(9)) + bytes(range(14, 32))
 
@@ -14,7 +15,7 @@ def looks_binary(head: bytes) -> bool:
 
 
 def read(path, compression: str | None, options: LoadOptions) -> ReadResult:
-    from .text_blocks import read_word2vec_binary, text_options
+    from .text_blocks import read_word2vec_binary
 
     return read_word2vec_binary(path, compression, text_options(options), options.progress)
 

@@ -10,8 +10,11 @@ Kernel design (launch sizes come from ``config`` at every call):
   its reads and writes are coalesced, and a block holds ``THREADS_PER_BLOCK // lanes`` rows (y).
 - The plain gather copies each row as the widest unsigned word (8, 4 or 2 bytes) that divides the row and the
   arrays' addresses, four loads in flight per thread: bit-exact for every float dtype, float16 included.
-- Indices are checked by a min/max reduction on the device before anything is gathered; only when it fails is the
-  first offender looked up (on the host) for the error message.
+- Indices are checked inside the kernels that read them (docs/semantics.md §1: valid is ``0 <= i < N``): a thread
+  that meets a bad index skips its row and folds the index's flat position into the call's flag (``atomic.min``),
+  so a call never waits for the GPU. ``_Checks`` reads the flags where the caller waits anyway: before a host
+  result is copied to the caller's ``out`` (left untouched when the check fails), or at ``check()`` for results
+  that stay on the GPU.
 - max_norm: ``_mark`` lists each distinct looked-up row once (compare-and-swap on a per-row flag), ``_scale``
   computes the norm of each listed row once (its lanes reduce in shared memory) and keeps
   ``dtype(max_norm / (norm + 1e-7))`` for the rows above ``max_norm`` (-1 for the others), and the gather or the bag
@@ -53,38 +56,17 @@ def _fill(a, value):
         a[i] = value
 
 
-def _min_max(flat, result):
-    """Fold the smallest and largest index into ``result[0]`` and ``result[1]`` (atomics, one per block).
-
-    Indices are compared as int64, so uint64 values >= 2**63 come out negative, hence invalid. Dynamic shared
-    memory: 2 x blockDim.x int64 (the block's lows, then its highs).
-    """
-    shared = cuda.shared.array(0, numba.int64)
-    nt = cuda.blockDim.x
-    t = cuda.threadIdx.x
-    lo = _INT64_MAX
-    hi = _INT64_MIN
+def _validate(flat, n, bad, slot):
+    """Fold the flat position of each index outside ``0..n-1`` into ``bad[slot]`` (for calls that gather nothing)."""
     for i in range(cuda.grid(1), flat.shape[0], cuda.gridsize(1)):
-        v = np.int64(flat[i])
-        lo = min(lo, v)
-        hi = max(hi, v)
-    shared[t] = lo
-    shared[nt + t] = hi
-    cuda.syncthreads()
-    width = nt // 2
-    while width > 0:
-        if t < width:
-            shared[t] = min(shared[t], shared[t + width])
-            shared[nt + t] = max(shared[nt + t], shared[nt + t + width])
-        cuda.syncthreads()
-        width //= 2
-    if t == 0:
-        cuda.atomic.min(result, 0, shared[0])
-        cuda.atomic.max(result, 1, shared[nt])
+        r = np.int64(flat[i])
+        if r < 0 or r >= n:
+            cuda.atomic.min(bad, slot, i)
 
 
-def _gather(flat, src, pad, out):
-    """``out[i] = src[flat[i]]``, rows as unsigned words; zeros where ``flat[i] == pad``.
+def _gather(flat, src, pad, out, bad, slot):
+    """``out[i] = src[flat[i]]``, rows as unsigned words; zeros where ``flat[i] == pad``; a bad index's position
+    goes to ``bad[slot]`` (by atomic min, uint64 values >= 2**63 read as negative) and its row is skipped.
 
     Each lane moves four words per trip, loading all four before storing any: with one load in flight per thread,
     memory latency would cap the bandwidth. Past the row's end a lane's extra words are clamped to the row's last
@@ -95,6 +77,10 @@ def _gather(flat, src, pad, out):
     first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
     for i in range(first, flat.shape[0], cuda.gridDim.x * cuda.blockDim.y):
         r = np.int64(flat[i])
+        if r < 0 or r >= src.shape[0]:
+            if cuda.threadIdx.x == 0:
+                cuda.atomic.min(bad, slot, i)
+            continue
         for j in range(cuda.threadIdx.x, last + 1, 4 * lanes):
             j1 = min(j + lanes, last)
             j2 = min(j + 2 * lanes, last)
@@ -116,10 +102,11 @@ def _gather(flat, src, pad, out):
 
 
 def _mark(flat, pad, seen, rows, count):
-    """List each distinct looked-up, non-padding row once in ``rows[:count[0]]`` (``seen``: a zeroed flag per row)."""
+    """List each distinct looked-up, non-padding row once in ``rows[:count[0]]`` (``seen``: a zeroed flag per row).
+    Bad indices are skipped: the gather or bag kernel that follows reports them."""
     for i in range(cuda.grid(1), flat.shape[0], cuda.gridsize(1)):
         r = np.int64(flat[i])
-        if r != pad and seen[r] == 0 and cuda.atomic.cas(seen, r, 0, 1) == 0:
+        if r != pad and 0 <= r < seen.shape[0] and seen[r] == 0 and cuda.atomic.cas(seen, r, 0, 1) == 0:
             rows[cuda.atomic.add(count, 0, 1)] = r
 
 
@@ -184,7 +171,7 @@ def _scale(weight, rows, count, max_norm, p, scale):
         cuda.syncthreads()  # the partials are overwritten on the next trip
 
 
-def _gather_renormed(flat, weight, pad, scale, out):
+def _gather_renormed(flat, weight, pad, scale, out, bad, slot):
     """``_gather`` by elements, where a row with ``scale[r] >= 0`` is multiplied by it (float64, rounded once)."""
     lanes = cuda.blockDim.x
     lane = cuda.threadIdx.x
@@ -192,6 +179,10 @@ def _gather_renormed(flat, weight, pad, scale, out):
     first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
     for i in range(first, flat.shape[0], cuda.gridDim.x * cuda.blockDim.y):
         r = np.int64(flat[i])
+        if r < 0 or r >= weight.shape[0]:
+            if lane == 0:
+                cuda.atomic.min(bad, slot, i)
+            continue
         if r == pad:
             for j in range(lane, dim, lanes):
                 out[i, j] = 0
@@ -205,10 +196,11 @@ def _gather_renormed(flat, weight, pad, scale, out):
                 out[i, j] = np.float64(weight[r, j]) * s
 
 
-def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out):
+def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out, bad, slot):
     """``out[b]`` = the pooled rows of entries ``bounds[b]:bounds[b + 1]``, in entry order, in float64.
 
-    Padding entries are skipped and not counted; a bag with no other entry is zeros. With ``renorm`` a row with
+    Padding entries are skipped and not counted; a bag with no other entry is zeros. A bad index is skipped too,
+    its position folded into ``bad[slot]`` (by the lane that takes column 0). With ``renorm`` a row with
     ``scale[r] >= 0`` is first scaled and rounded to the weight dtype; with ``weighted`` entry k is multiplied by
     ``psw[k]``. In max mode a later entry wins only if strictly greater. Each lane pools four columns at once, so
     four loads are in flight; past the row's end its columns are clamped to the last one, as in ``_gather``.
@@ -228,6 +220,10 @@ def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out):
             count = 0
             for k in range(bounds[b], bounds[b + 1]):
                 r = np.int64(flat[k])
+                if r < 0 or r >= weight.shape[0]:
+                    if j == 0:
+                        cuda.atomic.min(bad, slot, k)
+                    continue
                 if r == pad:
                     continue
                 for c in range(4):
@@ -259,7 +255,7 @@ def _kernels() -> types.SimpleNamespace:
 
     cuda = numba_cuda
     jit = cuda.jit(cache=True)
-    kernels = (_fill, _min_max, _gather, _mark, _scale, _gather_renormed, _bag)
+    kernels = (_fill, _validate, _gather, _mark, _scale, _gather_renormed, _bag)
     return types.SimpleNamespace(**{f.__name__[1:]: jit(f) for f in kernels})
 
 
@@ -339,41 +335,90 @@ def _uploaded(table, stream):
 
 
 def _indices(input, num_embeddings: int, where, stream):
-    """The indices as a flat device array, checked to lie in ``0..N-1``; returns ``(flat, shape)``.
+    """The indices as a flat device array; returns ``(flat, shape, values)``, ``values`` being the flat indices on
+    the host when they were there (for the error message), else ``flat``.
 
-    Integer arrays, on the GPU or not, are checked by ``_check_range`` on the GPU. Other dtypes (integral floats,
-    bool) go through ``core.as_indices`` on the host, which converts or rejects them; a GPU array of those makes
-    a round trip.
+    Integer arrays, on the GPU or not, are checked on the GPU by the kernels that read them. Other dtypes (integral
+    floats, bool) go through ``core.as_indices`` on the host, which converts or rejects them; a GPU array of those
+    makes a round trip.
     """
     d = _on_device(input)
     if d is not None and d.dtype.kind in "iu":
-        host = None
         flat = _contiguous(d, "input").reshape(d.size)
-    else:
-        host = core.index_array(input) if d is None else d.copy_to_host()
-        if host.dtype.kind not in "iu" or not host.dtype.isnative:
-            host = core.as_indices(host, num_embeddings, index_min_max, where)
-        flat = cuda.to_device(np.ascontiguousarray(host).reshape(-1), stream=stream)
-    shape = tuple(d.shape) if host is None else host.shape
-    if flat.size:
-        _check_range(flat, host, num_embeddings, where or core.array_position(shape), stream)
-    return flat, shape
+        return flat, tuple(d.shape), flat
+    host = core.index_array(input) if d is None else d.copy_to_host()
+    if host.dtype.kind not in "iu" or not host.dtype.isnative:
+        host = core.as_indices(host, num_embeddings, index_min_max, where)
+    values = np.ascontiguousarray(host).reshape(-1)
+    return cuda.to_device(values, stream=stream), host.shape, values
 
 
-def _check_range(flat, host, num_embeddings: int, where, stream) -> None:
-    """Raise ``BadIndexError`` for the first index outside ``0..N-1``: a min/max scan on the GPU, and only if that
-    fails, a search for the first offender in ``host`` (the indices on the host; copied back when None)."""
-    k = _kernels()
-    result = cuda.to_device(np.array([_INT64_MAX, _INT64_MIN], np.int64), stream=stream)
+class _Checks:
+    """The index checks of the calls queued on one stream, read when the caller waits for the stream anyway.
+
+    Each call takes a slot of ``flags`` (device int64: the first bad flat position, ``INT64_MAX`` while none) that
+    its kernels fold bad positions into. At most ``SLOTS`` calls wait to be checked: the next one checks them first.
+    """
+
+    SLOTS = 64
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.flags = cuda.to_device(np.full(self.SLOTS, _INT64_MAX, np.int64), stream=stream)
+        self.read = cuda.pinned_array(self.SLOTS, np.int64)
+        self.pending = []  # (values, num_embeddings, where) per taken slot
+
+    def slot(self, values, num_embeddings: int, where) -> int:
+        """A slot for a call whose flat indices are ``values`` (host or device array); ``where`` names positions."""
+        if len(self.pending) == self.SLOTS:
+            self.raise_first()
+        self.pending.append((values, num_embeddings, where))
+        return len(self.pending) - 1
+
+    def raise_first(self) -> None:
+        """Wait for the stream, then raise ``BadIndexError`` for the first queued call that met a bad index (naming
+        the index, its position and N, as the CPU path does); every queued call counts as checked afterwards."""
+        self.flags.copy_to_host(self.read, stream=self.stream)
+        self.stream.synchronize()
+        pending, self.pending = self.pending, []
+        failed = np.flatnonzero(self.read[: len(pending)] != _INT64_MAX)
+        if failed.size == 0:
+            return
+        bad = int(self.read[failed[0]])
+        values, num_embeddings, where = pending[failed[0]]
+        self.flags.copy_to_device(np.full(self.SLOTS, _INT64_MAX, np.int64), stream=self.stream)
+        value = values[bad] if isinstance(values, np.ndarray) else values[bad : bad + 1].copy_to_host()[0]
+        raise BadIndexError(int(value), where(bad), num_embeddings)
+
+
+@functools.cache
+def _default_checks() -> _Checks:
+    """The checks of the calls on the default stream (``embedding_cuda``, ``embedding_bag_cuda``)."""
+    return _Checks(cuda.default_stream())
+
+
+def check() -> None:
+    """Raise ``BadIndexError`` if a call whose result stayed on the GPU met a bad index (the first such call since
+    the last check); waits for the GPU. A later call with a host result checks them too."""
+    _kernels()
+    _default_checks().raise_first()
+
+
+def _check_only(flat, num_embeddings: int, checks: _Checks, slot: int) -> None:
+    """Check ``flat`` into ``slot`` for a call whose kernels read no index (rows of width 0, no bags)."""
     blocks, threads = _flat_launch(flat.size)
-    k.min_max[blocks, threads, stream, 2 * threads * 8](flat, result)
-    bounds = result.copy_to_host(stream=stream)
-    stream.synchronize()
-    lo, hi = bounds
-    if lo < 0 or hi >= num_embeddings:
-        values = flat.copy_to_host() if host is None else host.reshape(-1)
-        bad = int(np.flatnonzero((values < 0) | (values >= num_embeddings))[0])
-        raise BadIndexError(int(values[bad]), where(bad), num_embeddings)
+    _kernels().validate[blocks, threads, checks.stream](flat, num_embeddings, checks.flags, slot)
+
+
+def _deliver(target, result, callers_out: bool, checks: _Checks) -> None:
+    """Copy a host call's ``target`` (device, or None) into ``result`` once the checks pass: a new array in the
+    same wait, the caller's ``out`` only after it, so that a failed check leaves ``out`` untouched."""
+    if target is not None and not callers_out:
+        target.copy_to_host(result, stream=checks.stream)
+    checks.raise_first()
+    if target is not None and callers_out:
+        target.copy_to_host(result, stream=checks.stream)
+        checks.stream.synchronize()
 
 
 def _device_output(shape: tuple, dtype, out, stream):
@@ -418,22 +463,26 @@ def _row_scales(flat, weight, pad: int, max_norm: float, p: float, stream):
     return scale
 
 
-def _lookup(flat, weight, pad: int, max_norm, p: float, out, stream) -> None:
-    """Gather the checked ``flat`` indices of ``weight`` into ``out`` (n, D), with padding zeros and max_norm."""
+def _lookup(flat, weight, pad: int, max_norm, p: float, out, checks: _Checks, slot: int) -> None:
+    """Gather the ``flat`` indices of ``weight`` into ``out`` (n, D), with padding zeros and max_norm, on the
+    checks' stream; bad indices go to ``slot``."""
+    stream = checks.stream
     k = _kernels()
     if max_norm is None:
         word = np.dtype(f"u{_word_size(weight, out)}")
         src, dst = weight.view(word), out.view(word)
         blocks, threads = _row_launch(flat.size, src.shape[1], per_lane=4)
-        k.gather[blocks, threads, stream](flat, src, pad, dst)
+        k.gather[blocks, threads, stream](flat, src, pad, dst, checks.flags, slot)
     else:
         scale = _row_scales(flat, weight, pad, max_norm, p, stream)
         blocks, threads = _row_launch(flat.size, weight.shape[1])
-        k.gather_renormed[blocks, threads, stream](flat, weight, pad, scale, out)
+        k.gather_renormed[blocks, threads, stream](flat, weight, pad, scale, out, checks.flags, slot)
 
 
-def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, out, stream) -> None:
-    """Pool the bags ``bounds`` (device int64, B + 1) of the checked ``flat`` indices into ``out`` (B, D)."""
+def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, out, checks: _Checks, slot: int) -> None:
+    """Pool the bags ``bounds`` (device int64, B + 1) of the ``flat`` indices into ``out`` (B, D), on the checks'
+    stream; bad indices go to ``slot``."""
+    stream = checks.stream
     k = _kernels()
     renorm = max_norm is not None
     scale = _row_scales(flat, weight, pad, max_norm, p, stream) if renorm else cuda.device_array(1, weight.dtype)
@@ -441,7 +490,8 @@ def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, ou
     psw = psw if weighted else cuda.device_array(1, np.float64)
     blocks, threads = _row_launch(out.shape[0], out.shape[1], per_lane=4)
     code = core.BAG_MODES.index(mode)
-    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, code, out)
+    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, code, out, checks.flags,
+                                   slot)
 
 
 # --- Public entry points ----------------------------------------------------------------------------------------
@@ -480,7 +530,8 @@ def embedding_cuda(input, weight, padding_idx=None, max_norm=None, norm_type=2.0
     GpuUnavailableError
         No GPU can run (numba-cuda missing, no driver or device), or a host table does not fit in GPU memory.
     BadIndexError
-        An index is out of range (checked on the GPU before the gather).
+        An index is out of range (checked by the gather on the GPU). For a result that stays on the GPU, raised by
+        ``check()`` (or the next call with a host result) instead.
 
     Examples
     --------
@@ -490,25 +541,30 @@ def embedding_cuda(input, weight, padding_idx=None, max_norm=None, norm_type=2.0
             [0., 0.]]], dtype=float32)
     """
     _kernels()
-    stream = cuda.default_stream()
+    checks = _default_checks()
+    stream = checks.stream
     table = _table(weight)
     num_embeddings, dim = table.shape
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, p = core.check_max_norm(max_norm, norm_type)
     d_input = _on_device(input)
-    flat, shape = _indices(input if d_input is None else d_input, num_embeddings, where, stream)
+    flat, shape, values = _indices(input if d_input is None else d_input, num_embeddings, where, stream)
     if d_input is not None:
         result = _device_output(shape + (dim,), table.dtype, out, stream)
     else:
         result = core.output_array(shape + (dim,), table.dtype, out)
-    if flat.size == 0 or dim == 0:
+    if flat.size == 0:
         return result
-    out2d = result.reshape(flat.size, dim)
-    target = out2d if d_input is not None else cuda.device_array(out2d.shape, table.dtype, stream=stream)
-    _lookup(flat, _uploaded(table, stream), pad, max_norm, p, target, stream)
+    slot = checks.slot(values, num_embeddings, where or core.array_position(shape))
+    target = None
+    if dim == 0:
+        _check_only(flat, num_embeddings, checks, slot)
+    else:
+        out2d = result.reshape(flat.size, dim)
+        target = out2d if d_input is not None else cuda.device_array(out2d.shape, table.dtype, stream=stream)
+        _lookup(flat, _uploaded(table, stream), pad, max_norm, p, target, checks, slot)
     if d_input is None:
-        target.copy_to_host(out2d, stream=stream)
-    stream.synchronize()
+        _deliver(target, result.reshape(flat.size, dim), out is not None, checks)
     return result
 
 
@@ -562,7 +618,8 @@ def embedding_bag_cuda(
     Notes
     -----
     Sums and means accumulate in float64, in entry order; max is bit-identical to a sequential loop. GPU offsets
-    are checked on the host (a copy of B + 1 integers); GPU indices and per-sample weights stay on the GPU.
+    are checked on the host (a copy of B + 1 integers); GPU indices and per-sample weights stay on the GPU, and a
+    bad index in them is raised by ``check()`` (or the next call with a host result).
 
     Examples
     --------
@@ -573,7 +630,8 @@ def embedding_bag_cuda(
            [10.,  0.]], dtype=float32)
     """
     _kernels()
-    stream = cuda.default_stream()
+    checks = _default_checks()
+    stream = checks.stream
     table = _table(weight)
     num_embeddings, dim = table.shape
     core.check_bag_mode(mode)
@@ -583,20 +641,24 @@ def embedding_bag_cuda(
     idx = core.index_array(input) if d_input is None else d_input
     bounds = core.bag_bounds(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
     psw = _device_sample_weights(per_sample_weights, idx.shape, mode, stream)
-    flat, _ = _indices(idx, num_embeddings, where, stream)
+    flat, flat_shape, values = _indices(idx, num_embeddings, where, stream)
     shape = (bounds.shape[0] - 1, dim)
     if d_input is not None:
         result = _device_output(shape, table.dtype, out, stream)
     else:
         result = core.output_array(shape, table.dtype, out)
-    if result.size == 0:
+    if result.size == 0 and flat.size == 0:
         return result
-    target = result if d_input is not None else cuda.device_array(shape, table.dtype, stream=stream)
-    d_bounds = cuda.to_device(bounds, stream=stream)
-    _pool(flat, d_bounds, _uploaded(table, stream), pad, max_norm, p, psw, mode, target, stream)
+    slot = checks.slot(values, num_embeddings, where or core.array_position(flat_shape))
+    target = None
+    if result.size == 0:
+        _check_only(flat, num_embeddings, checks, slot)
+    else:
+        target = result if d_input is not None else cuda.device_array(shape, table.dtype, stream=stream)
+        d_bounds = cuda.to_device(bounds, stream=stream)
+        _pool(flat, d_bounds, _uploaded(table, stream), pad, max_norm, p, psw, mode, target, checks, slot)
     if d_input is None:
-        target.copy_to_host(result, stream=stream)
-    stream.synchronize()
+        _deliver(target, result, out is not None, checks)
     return result
 
 
@@ -692,6 +754,7 @@ class _Slot:
 
     def __init__(self):
         self.stream = cuda.stream()
+        self.checks = _Checks(self.stream)
         self.buffers = {}
         self.batch = self.values = None
 
@@ -706,7 +769,7 @@ class _Slot:
         return buffer[:size]
 
     def submit(self, batch, weight, pad: int, max_norm, p: float, mode) -> None:
-        """Stage the batch, check it (waiting for this stream only) and queue its kernels and the copy back."""
+        """Stage the batch and queue its kernels (which check its indices) and the copy back: nothing waits."""
         num_embeddings, dim = weight.shape
         stream = self.stream
         where = batch.where or core.array_position(np.shape(batch.ids))
@@ -728,18 +791,19 @@ class _Slot:
         staged[:] = idx.reshape(-1)
         flat = self._buffer("flat", idx.size, idx.dtype, self._device_array)
         flat.copy_to_device(staged, stream=stream)
-        _check_range(flat, idx, num_embeddings, where, stream)
+        slot = self.checks.slot(idx.reshape(-1), num_embeddings, where)
         out = self._buffer("out", self.values.size, weight.dtype, self._device_array).reshape(-1, dim)
         if bounds is None:
-            _lookup(flat, weight, pad, max_norm, p, out, stream)
+            _lookup(flat, weight, pad, max_norm, p, out, self.checks, slot)
         else:
             weights = getattr(batch, "weights", None)
             psw = None if weights is None else _device_sample_weights(weights.reshape(idx.shape), idx.shape, mode,
                                                                       stream)
-            _pool(flat, cuda.to_device(bounds, stream=stream), weight, pad, max_norm, p, psw, mode, out, stream)
+            _pool(flat, cuda.to_device(bounds, stream=stream), weight, pad, max_norm, p, psw, mode, out, self.checks,
+                  slot)
         out.copy_to_host(self.values.reshape(-1, dim), stream=stream)
 
     def result(self) -> tuple:
-        """Wait for this stream's batch and return it with its values."""
-        self.stream.synchronize()
+        """Wait for this stream's batch, raise ``BadIndexError`` if it holds a bad index, return it with its values."""
+        self.checks.raise_first()
         return self.batch, self.values

@@ -315,8 +315,9 @@ def test_bad_indices_raise_the_cpu_error(idx):
     weight = table()
     expected = cpu_error(lambda: embedtool.embedding(idx, weight))
     assert cpu_error(lambda: gpu.embedding_cuda(idx, weight)) == expected
-    if idx.dtype.kind in "iu":  # the same error from a device array, found on the device
-        assert cpu_error(lambda: gpu.embedding_cuda(cuda.to_device(idx), weight)) == expected
+    if idx.dtype.kind in "iu":  # the same error from a device array, found on the device, raised by check()
+        d_idx = cuda.to_device(idx)
+        assert cpu_error(lambda: (gpu.embedding_cuda(d_idx, weight), gpu.check())) == expected
     if idx.ndim == 2:
         expected = cpu_error(lambda: embedtool.embedding_bag(idx, weight))
         assert cpu_error(lambda: gpu.embedding_bag_cuda(idx, weight)) == expected
@@ -329,6 +330,70 @@ def test_bad_index_names_value_position_and_size_before_writing():
     assert (out == 7).all()
     with pytest.raises(BadIndexError, match=r"index 30 at row 7"):
         gpu.embedding_bag_cuda([[30]], table(), where=lambda flat: "row 7")
+
+
+def test_kernels_fold_the_first_bad_position_into_the_calls_flag():
+    """The gather and bag kernels check indices themselves (no scan, no wait): the flag gets the first bad flat
+    position, whichever block meets it first, and the good rows are still gathered."""
+    weight = table()
+    idx = indices(40)
+    idx[[5, 22, 37]] = [20, -3, 99]
+    checks = gpu._Checks(cuda.stream())
+    d_idx, d_out = cuda.to_device(idx), cuda.device_array((40, 5), np.float32)
+    gpu._lookup(d_idx, cuda.to_device(weight), -1, None, 2.0, d_out, checks, checks.slot(idx, 20, str))
+    bounds = cuda.to_device(np.arange(0, 41, 4))
+    d_bags = cuda.device_array((10, 5), np.float32)
+    slot = checks.slot(idx, 20, str)
+    gpu._pool(d_idx, bounds, cuda.to_device(weight), -1, 1.0, 2.0, None, "sum", d_bags, checks, slot)
+    np.testing.assert_array_equal(checks.flags.copy_to_host()[:3], [5, 5, np.iinfo(np.int64).max])
+    good = np.flatnonzero((idx >= 0) & (idx < 20))
+    np.testing.assert_array_equal(d_out.copy_to_host()[good], weight[idx[good]])
+    with pytest.raises(BadIndexError, match=r"^index 20 at 5 is out of range"):
+        checks.raise_first()
+
+
+def test_failed_check_at_the_copy_back_leaves_the_callers_out_untouched():
+    weight = table()
+    out = np.full((2, 5), 7, np.float32)
+    with pytest.raises(BadIndexError, match=r"index 25 at position 1"):
+        gpu.embedding_bag_cuda([0, 25, 3], weight, [0, 1], "max", out=out)
+    assert (out == 7).all()
+    out = np.full((3, 5), 7, np.float32)
+    with pytest.raises(BadIndexError, match=r"index 20 at position 2"):
+        gpu.embedding_cuda(np.array([1, 2, 20]), weight, max_norm=1.0, out=out)
+    assert (out == 7).all()
+    assert gpu.embedding_cuda(np.array([1, 2, 3]), weight, out=out) is out  # the failed check is forgotten
+    np.testing.assert_array_equal(out, weight[[1, 2, 3]])
+
+
+def test_device_resident_result_raises_at_check_not_at_the_call():
+    weight = table()
+    d_idx = cuda.to_device(np.array([[1, 2], [3, 20]]))
+    result = gpu.embedding_cuda(d_idx, weight)  # queued: nothing waits for the GPU
+    assert on_device(result)
+    gpu.embedding_cuda(cuda.to_device(np.array([1])), weight)  # a later good call does not hide it
+    with pytest.raises(BadIndexError, match=r"^index 20 at position \(1, 1\) is out of range"):
+        gpu.check()
+    gpu.check()  # reported once
+    gpu.embedding_bag_cuda(cuda.to_device(np.array([4, -1])), weight, cuda.to_device(np.array([0, 1])), "sum")
+    with pytest.raises(BadIndexError, match=r"^index -1 at position 1 "):  # the next host call waits, so it raises
+        gpu.embedding_cuda([0], weight)
+
+
+def test_unchecked_device_calls_are_bounded(monkeypatch):
+    monkeypatch.setattr(gpu._Checks, "SLOTS", 3)
+    gpu.check()
+    gpu._default_checks.cache_clear()
+    try:
+        weight, bad = table(dim=1), cuda.to_device(np.array([30]))
+        gpu.embedding_cuda(bad, weight)
+        gpu.embedding_cuda(bad[:0], weight)  # no indices: takes no slot
+        gpu.embedding_cuda(cuda.to_device(np.array([1])), weight)
+        gpu.embedding_cuda(cuda.to_device(np.array([2])), weight)
+        with pytest.raises(BadIndexError, match="index 30 at position 0"):  # the fourth waits for the first three
+            gpu.embedding_cuda(cuda.to_device(np.array([3])), weight)
+    finally:
+        gpu._default_checks.cache_clear()
 
 
 @pytest.mark.parametrize(

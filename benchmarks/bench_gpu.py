@@ -77,8 +77,8 @@ def bench_case(cuda, torch, cupy, vocab: int, dim: int, n: int, runs: int, rng) 
 
     copy = gpu_time(cuda, lambda: d_copy.copy_to_device(d_out), runs)
     gather = gpu_time(cuda, lambda: gpu.embedding_cuda(d_idx, d_weight, out=d_out), runs)
-    checks = gpu._default_checks()
-    kernel = gpu_time(cuda, lambda: gpu._lookup(d_idx, d_weight, -1, None, 2.0, d_out, checks, 0), runs)
+    queue = gpu._default_queue()
+    kernel = gpu_time(cuda, lambda: gpu._lookup(d_idx, d_weight, -1, None, 2.0, d_out, queue, 0), runs)
     bag = gpu_time(cuda, lambda: gpu.embedding_bag_cuda(bags, d_weight, mode="sum", out=d_bag_out), runs)
     check = min(n // BAG, 1000)  # spot-check the results
     np.testing.assert_array_equal(d_out[: check * BAG].copy_to_host(), weight[idx[: check * BAG]])

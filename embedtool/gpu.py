@@ -4,7 +4,7 @@ numba-cuda is optional (``pip install 'embedtool[gpu]'``), so nothing CUDA is im
 called: the kernels below are plain functions until ``_kernels()`` imports ``numba.cuda`` into the module global
 ``cuda`` and wraps them with ``cuda.jit``. They reach it by that global name, which the CUDA simulator relies on.
 
-Kernel design (launch sizes come from ``config`` at every call):
+Kernel design (launch sizes come from ``config``, computed once per shape; temporaries from per-stream buffers):
 
 - Grid-stride loops everywhere. Row kernels use 2-D blocks: ``lanes`` threads (x, up to a warp) share one row, so
   its reads and writes are coalesced, and a block holds ``THREADS_PER_BLOCK // lanes`` rows (y).
@@ -12,7 +12,7 @@ Kernel design (launch sizes come from ``config`` at every call):
   arrays' addresses, four loads in flight per thread: bit-exact for every float dtype, float16 included.
 - Indices are checked inside the kernels that read them (docs/semantics.md §1: valid is ``0 <= i < N``): a thread
   that meets a bad index skips its row and folds the index's flat position into the call's flag (``atomic.min``),
-  so a call never waits for the GPU. ``_Checks`` reads the flags where the caller waits anyway: before a host
+  so a call never waits for the GPU. ``_Queue`` reads the flags where the caller waits anyway: before a host
   result is copied to the caller's ``out`` (left untouched when the check fails), or at ``check()`` for results
   that stay on the GPU.
 - max_norm: ``_mark`` lists each distinct looked-up row once (compare-and-swap on a per-row flag), ``_scale``
@@ -262,24 +262,38 @@ def _kernels() -> types.SimpleNamespace:
 # --- Launches ---------------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _multiprocessors() -> int:
+    """The GPU's multiprocessor count, asked once (the simulator's device has none: 1)."""
+    return getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", 1)
+
+
 def _blocks(units: int, per_block: int, per_sm: int) -> int:
     """Blocks for a grid-stride loop: enough for every unit, at most ``per_sm`` per multiprocessor."""
-    sms = getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", 1)  # the simulator's device has none
-    return max(1, min(-(-units // per_block), sms * per_sm))
+    return max(1, min(-(-units // per_block), _multiprocessors() * per_sm))
 
 
 def _flat_launch(n: int) -> tuple[int, int]:
     """(blocks, threads) for a grid-stride loop over ``n`` items."""
-    threads = config.THREADS_PER_BLOCK
-    return _blocks(n, threads, config.FLAT_BLOCKS_PER_SM), threads
+    return _flat_config(n, config.THREADS_PER_BLOCK, config.FLAT_BLOCKS_PER_SM)
 
 
 def _row_launch(nrows: int, width: int, per_lane: int = 1) -> tuple[int, tuple[int, int]]:
     """(blocks, (lanes, rows per block)) for a loop over ``nrows`` rows of ``width`` items: up to a warp of lanes
     share a row, enough for each to take ``per_lane`` items of it (a power of two, for the reductions)."""
-    threads = config.THREADS_PER_BLOCK
+    return _row_config(nrows, width, per_lane, config.THREADS_PER_BLOCK, config.ROW_BLOCKS_PER_SM)
+
+
+# Launch configurations, computed once per shape (and per setting of ``config``, which tests patch).
+@functools.lru_cache(maxsize=1024)
+def _flat_config(n: int, threads: int, per_sm: int) -> tuple[int, int]:
+    return _blocks(n, threads, per_sm), threads
+
+
+@functools.lru_cache(maxsize=1024)
+def _row_config(nrows: int, width: int, per_lane: int, threads: int, per_sm: int) -> tuple[int, tuple[int, int]]:
     lanes = min(_WARP, threads, 1 << max(-(-width // per_lane) - 1, 0).bit_length())
-    return _blocks(nrows, threads // lanes, config.ROW_BLOCKS_PER_SM), (lanes, threads // lanes)
+    return _blocks(nrows, threads // lanes, per_sm), (lanes, threads // lanes)
 
 
 # --- Arrays -----------------------------------------------------------------------------------------------------
@@ -321,8 +335,9 @@ def _table(weight):
     return weight if weight.dtype.isnative else weight.astype(weight.dtype.newbyteorder("="))
 
 
-def _uploaded(table, stream):
-    """The table on the GPU: copied there if it is a host array that fits in free GPU memory."""
+def _uploaded(table, queue=None):
+    """The table on the GPU: copied there if it is a host array that fits in free GPU memory (into ``queue``'s
+    buffer for one call, else into its own array, on the default stream)."""
     if _on_device(table) is not None:
         return table
     free = cuda.current_context().get_memory_info().free
@@ -331,10 +346,12 @@ def _uploaded(table, stream):
             f"the weight table ({table.nbytes / 2**30:.2f} GiB) does not fit in the GPU's free memory "
             f"({free / 2**30:.2f} GiB)"
         )
-    return cuda.to_device(np.ascontiguousarray(table), stream=stream)
+    if queue is None:
+        return cuda.to_device(np.ascontiguousarray(table))
+    return queue.upload("table", np.ascontiguousarray(table))
 
 
-def _indices(input, num_embeddings: int, where, stream):
+def _indices(input, num_embeddings: int, where, queue):
     """The indices as a flat device array; returns ``(flat, shape, values)``, ``values`` being the flat indices on
     the host when they were there (for the error message), else ``flat``.
 
@@ -350,23 +367,55 @@ def _indices(input, num_embeddings: int, where, stream):
     if host.dtype.kind not in "iu" or not host.dtype.isnative:
         host = core.as_indices(host, num_embeddings, index_min_max, where)
     values = np.ascontiguousarray(host).reshape(-1)
-    return cuda.to_device(values, stream=stream), host.shape, values
+    return queue.upload("flat", values), host.shape, values
 
 
-class _Checks:
-    """The index checks of the calls queued on one stream, read when the caller waits for the stream anyway.
+class _Queue:
+    """The work queued on one CUDA stream: its calls' index checks, read when the caller waits for the stream
+    anyway, and its reusable buffers.
 
     Each call takes a slot of ``flags`` (device int64: the first bad flat position, ``INT64_MAX`` while none) that
     its kernels fold bad positions into. At most ``SLOTS`` calls wait to be checked: the next one checks them first.
+
+    Buffers (``buffer``) are kept between calls instead of a ``cudaMalloc`` per call: work on one stream runs in
+    order, so a call's temporaries are free for the next call on the stream once queued. A buffer of more than
+    ``keep_bytes`` is not kept: its transfers dwarf an allocation, and it would hold GPU memory after the call.
+    (numba-cuda's external memory manager plugin would pool every allocation, results included, but needs an
+    allocator to plug in: RMM or CuPy, neither a dependency.)
     """
 
     SLOTS = 64
 
-    def __init__(self, stream):
+    def __init__(self, stream, keep_bytes=256 << 20):
         self.stream = stream
+        self.keep_bytes = keep_bytes
         self.flags = cuda.to_device(np.full(self.SLOTS, _INT64_MAX, np.int64), stream=stream)
         self.read = cuda.pinned_array(self.SLOTS, np.int64)
         self.pending = []  # (values, num_embeddings, where) per taken slot
+        self.buffers = {}
+
+    def buffer(self, name: str, shape, dtype, allocate=None):
+        """The named buffer, viewed as a C-contiguous ``shape`` array of ``dtype``: device memory by default, or
+        from ``allocate(nbytes, np.uint8)`` (``cuda.pinned_array`` for staging host memory). The one before is
+        reused when it is large enough; its contents are undefined."""
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(np.atleast_1d(shape)) * dtype.itemsize
+        held = self.buffers.get(name)
+        if held is None or held.size < nbytes:
+            if allocate is None:
+                held = cuda.device_array(max(nbytes, 1), np.uint8, stream=self.stream)
+            else:
+                held = allocate(max(nbytes, 1), np.uint8)
+            if nbytes <= self.keep_bytes:
+                self.buffers[name] = held
+        return held[:nbytes].view(dtype).reshape(shape)
+
+    def upload(self, name: str, host: np.ndarray):
+        """``host`` copied into the named device buffer (queued on the stream)."""
+        device = self.buffer(name, host.shape, host.dtype)
+        if host.size:
+            device.copy_to_device(host, stream=self.stream)
+        return device
 
     def slot(self, values, num_embeddings: int, where) -> int:
         """A slot for a call whose flat indices are ``values`` (host or device array); ``where`` names positions."""
@@ -392,33 +441,33 @@ class _Checks:
 
 
 @functools.cache
-def _default_checks() -> _Checks:
+def _default_queue() -> _Queue:
     """The checks of the calls on the default stream (``embedding_cuda``, ``embedding_bag_cuda``)."""
-    return _Checks(cuda.default_stream())
+    return _Queue(cuda.default_stream())
 
 
 def check() -> None:
     """Raise ``BadIndexError`` if a call whose result stayed on the GPU met a bad index (the first such call since
     the last check); waits for the GPU. A later call with a host result checks them too."""
     _kernels()
-    _default_checks().raise_first()
+    _default_queue().raise_first()
 
 
-def _check_only(flat, num_embeddings: int, checks: _Checks, slot: int) -> None:
+def _check_only(flat, num_embeddings: int, queue: _Queue, slot: int) -> None:
     """Check ``flat`` into ``slot`` for a call whose kernels read no index (rows of width 0, no bags)."""
     blocks, threads = _flat_launch(flat.size)
-    _kernels().validate[blocks, threads, checks.stream](flat, num_embeddings, checks.flags, slot)
+    _kernels().validate[blocks, threads, queue.stream](flat, num_embeddings, queue.flags, slot)
 
 
-def _deliver(target, result, callers_out: bool, checks: _Checks) -> None:
+def _deliver(target, result, callers_out: bool, queue: _Queue) -> None:
     """Copy a host call's ``target`` (device, or None) into ``result`` once the checks pass: a new array in the
     same wait, the caller's ``out`` only after it, so that a failed check leaves ``out`` untouched."""
     if target is not None and not callers_out:
-        target.copy_to_host(result, stream=checks.stream)
-    checks.raise_first()
+        target.copy_to_host(result, stream=queue.stream)
+    queue.raise_first()
     if target is not None and callers_out:
-        target.copy_to_host(result, stream=checks.stream)
-        checks.stream.synchronize()
+        target.copy_to_host(result, stream=queue.stream)
+        queue.stream.synchronize()
 
 
 def _device_output(shape: tuple, dtype, out, stream):
@@ -443,15 +492,17 @@ def _word_size(*arrays) -> int:
 # --- Work on the GPU (device arrays in and out, launched on ``stream``) ---------------------------------------
 
 
-def _row_scales(flat, weight, pad: int, max_norm: float, p: float, stream):
+def _row_scales(flat, weight, pad: int, max_norm: float, p: float, queue):
     """Per table row, ``dtype(max_norm / (norm + 1e-7))`` for each looked-up row whose norm exceeds ``max_norm``,
     else -1: the scale of each distinct row is computed once (``_mark``, then ``_scale``)."""
     k = _kernels()
     num_embeddings, dim = weight.shape
-    seen = cuda.device_array(num_embeddings, np.int32, stream=stream)
-    scale = cuda.device_array(num_embeddings, weight.dtype, stream=stream)
-    rows = cuda.device_array(max(1, min(flat.size, num_embeddings)), np.int64, stream=stream)
-    count = cuda.to_device(np.zeros(1, np.int64), stream=stream)
+    stream = queue.stream
+    seen = queue.buffer("seen", num_embeddings, np.int32)
+    scale = queue.buffer("scale", num_embeddings, weight.dtype)
+    rows = queue.buffer("rows", max(1, min(flat.size, num_embeddings)), np.int64)
+    count = queue.buffer("count", 1, np.int64)
+    k.fill[1, 1, stream](count, 0)
     blocks, threads = _flat_launch(num_embeddings)
     k.fill[blocks, threads, stream](seen, 0)
     k.fill[blocks, threads, stream](scale, -1.0)
@@ -463,34 +514,34 @@ def _row_scales(flat, weight, pad: int, max_norm: float, p: float, stream):
     return scale
 
 
-def _lookup(flat, weight, pad: int, max_norm, p: float, out, checks: _Checks, slot: int) -> None:
+def _lookup(flat, weight, pad: int, max_norm, p: float, out, queue: _Queue, slot: int) -> None:
     """Gather the ``flat`` indices of ``weight`` into ``out`` (n, D), with padding zeros and max_norm, on the
     checks' stream; bad indices go to ``slot``."""
-    stream = checks.stream
+    stream = queue.stream
     k = _kernels()
     if max_norm is None:
         word = np.dtype(f"u{_word_size(weight, out)}")
         src, dst = weight.view(word), out.view(word)
         blocks, threads = _row_launch(flat.size, src.shape[1], per_lane=4)
-        k.gather[blocks, threads, stream](flat, src, pad, dst, checks.flags, slot)
+        k.gather[blocks, threads, stream](flat, src, pad, dst, queue.flags, slot)
     else:
-        scale = _row_scales(flat, weight, pad, max_norm, p, stream)
+        scale = _row_scales(flat, weight, pad, max_norm, p, queue)
         blocks, threads = _row_launch(flat.size, weight.shape[1])
-        k.gather_renormed[blocks, threads, stream](flat, weight, pad, scale, out, checks.flags, slot)
+        k.gather_renormed[blocks, threads, stream](flat, weight, pad, scale, out, queue.flags, slot)
 
 
-def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, out, checks: _Checks, slot: int) -> None:
+def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, out, queue: _Queue, slot: int) -> None:
     """Pool the bags ``bounds`` (device int64, B + 1) of the ``flat`` indices into ``out`` (B, D), on the checks'
     stream; bad indices go to ``slot``."""
-    stream = checks.stream
+    stream = queue.stream
     k = _kernels()
     renorm = max_norm is not None
-    scale = _row_scales(flat, weight, pad, max_norm, p, stream) if renorm else cuda.device_array(1, weight.dtype)
+    scale = _row_scales(flat, weight, pad, max_norm, p, queue) if renorm else queue.buffer("scale", 1, weight.dtype)
     weighted = psw is not None
-    psw = psw if weighted else cuda.device_array(1, np.float64)
+    psw = psw if weighted else queue.buffer("psw", 1, np.float64)
     blocks, threads = _row_launch(out.shape[0], out.shape[1], per_lane=4)
     code = core.BAG_MODES.index(mode)
-    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, code, out, checks.flags,
+    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, code, out, queue.flags,
                                    slot)
 
 
@@ -541,30 +592,30 @@ def embedding_cuda(input, weight, padding_idx=None, max_norm=None, norm_type=2.0
             [0., 0.]]], dtype=float32)
     """
     _kernels()
-    checks = _default_checks()
-    stream = checks.stream
+    queue = _default_queue()
+    stream = queue.stream
     table = _table(weight)
     num_embeddings, dim = table.shape
     pad = core.normalize_padding_idx(padding_idx, num_embeddings)
     max_norm, p = core.check_max_norm(max_norm, norm_type)
     d_input = _on_device(input)
-    flat, shape, values = _indices(input if d_input is None else d_input, num_embeddings, where, stream)
+    flat, shape, values = _indices(input if d_input is None else d_input, num_embeddings, where, queue)
     if d_input is not None:
         result = _device_output(shape + (dim,), table.dtype, out, stream)
     else:
         result = core.output_array(shape + (dim,), table.dtype, out)
     if flat.size == 0:
         return result
-    slot = checks.slot(values, num_embeddings, where or core.array_position(shape))
+    slot = queue.slot(values, num_embeddings, where or core.array_position(shape))
     target = None
     if dim == 0:
-        _check_only(flat, num_embeddings, checks, slot)
+        _check_only(flat, num_embeddings, queue, slot)
     else:
         out2d = result.reshape(flat.size, dim)
-        target = out2d if d_input is not None else cuda.device_array(out2d.shape, table.dtype, stream=stream)
-        _lookup(flat, _uploaded(table, stream), pad, max_norm, p, target, checks, slot)
+        target = out2d if d_input is not None else queue.buffer("target", out2d.shape, table.dtype)
+        _lookup(flat, _uploaded(table, queue), pad, max_norm, p, target, queue, slot)
     if d_input is None:
-        _deliver(target, result.reshape(flat.size, dim), out is not None, checks)
+        _deliver(target, result.reshape(flat.size, dim), out is not None, queue)
     return result
 
 
@@ -630,8 +681,8 @@ def embedding_bag_cuda(
            [10.,  0.]], dtype=float32)
     """
     _kernels()
-    checks = _default_checks()
-    stream = checks.stream
+    queue = _default_queue()
+    stream = queue.stream
     table = _table(weight)
     num_embeddings, dim = table.shape
     core.check_bag_mode(mode)
@@ -640,8 +691,8 @@ def embedding_bag_cuda(
     d_input = _on_device(input)
     idx = core.index_array(input) if d_input is None else d_input
     bounds = core.bag_bounds(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
-    psw = _device_sample_weights(per_sample_weights, idx.shape, mode, stream)
-    flat, flat_shape, values = _indices(idx, num_embeddings, where, stream)
+    psw = _device_sample_weights(per_sample_weights, idx.shape, mode, queue)
+    flat, flat_shape, values = _indices(idx, num_embeddings, where, queue)
     shape = (bounds.shape[0] - 1, dim)
     if d_input is not None:
         result = _device_output(shape, table.dtype, out, stream)
@@ -649,27 +700,27 @@ def embedding_bag_cuda(
         result = core.output_array(shape, table.dtype, out)
     if result.size == 0 and flat.size == 0:
         return result
-    slot = checks.slot(values, num_embeddings, where or core.array_position(flat_shape))
+    slot = queue.slot(values, num_embeddings, where or core.array_position(flat_shape))
     target = None
     if result.size == 0:
-        _check_only(flat, num_embeddings, checks, slot)
+        _check_only(flat, num_embeddings, queue, slot)
     else:
-        target = result if d_input is not None else cuda.device_array(shape, table.dtype, stream=stream)
-        d_bounds = cuda.to_device(bounds, stream=stream)
-        _pool(flat, d_bounds, _uploaded(table, stream), pad, max_norm, p, psw, mode, target, checks, slot)
+        target = result if d_input is not None else queue.buffer("target", shape, table.dtype)
+        d_bounds = queue.upload("bounds", bounds)
+        _pool(flat, d_bounds, _uploaded(table, queue), pad, max_norm, p, psw, mode, target, queue, slot)
     if d_input is None:
-        _deliver(target, result, out is not None, checks)
+        _deliver(target, result, out is not None, queue)
     return result
 
 
-def _device_sample_weights(per_sample_weights, shape: tuple, mode: str, stream):
+def _device_sample_weights(per_sample_weights, shape: tuple, mode: str, queue):
     """The per-sample weights as a flat GPU array (None when there are none), checked as ``core.sample_weights``
     does; a GPU array is used in place (any number dtype), a host one is copied as float64."""
     if per_sample_weights is None:
         return None
     d = _on_device(per_sample_weights)
     if d is None:
-        return cuda.to_device(core.sample_weights(per_sample_weights, shape, mode, np.float64), stream=stream)
+        return queue.upload("psw", core.sample_weights(per_sample_weights, shape, mode, np.float64))
     core.sample_weights(np.zeros((), d.dtype), (), mode, np.float64)  # the checks of mode and dtype, on a stand-in
     if d.shape != shape:
         raise InvalidArgumentError(f"per_sample_weights must have the input's shape {shape}, got {d.shape}")
@@ -696,7 +747,7 @@ class DeviceTable:
 
     def __init__(self, weight):
         _kernels()
-        self.weight = _uploaded(_table(weight), cuda.default_stream())
+        self.weight = _uploaded(_table(weight))
 
     def embedding(self, input, padding_idx=None, max_norm=None, norm_type=2.0, *, out=None, where=None):
         """``embedding_cuda(input, self.weight, ...)``."""
@@ -750,28 +801,17 @@ class DeviceTable:
 
 
 class _Slot:
-    """One CUDA stream of ``DeviceTable.embed_batches`` with its buffers (pinned on the host), grown as needed."""
+    """One CUDA stream of ``DeviceTable.embed_batches`` with its buffers (pinned on the host), all kept: the
+    pipeline's batches are bounded."""
 
     def __init__(self):
         self.stream = cuda.stream()
-        self.checks = _Checks(self.stream)
-        self.buffers = {}
+        self.queue = _Queue(self.stream, keep_bytes=math.inf)
         self.batch = self.values = None
-
-    def _device_array(self, size: int, dtype):
-        return cuda.device_array(size, dtype, stream=self.stream)
-
-    def _buffer(self, name: str, size: int, dtype, allocate):
-        """The first ``size`` items of the named buffer, reallocated when too small or of another dtype."""
-        buffer = self.buffers.get(name)
-        if buffer is None or buffer.dtype != dtype or buffer.size < size:
-            buffer = self.buffers[name] = allocate(max(size, 1), dtype)
-        return buffer[:size]
 
     def submit(self, batch, weight, pad: int, max_norm, p: float, mode) -> None:
         """Stage the batch and queue its kernels (which check its indices) and the copy back: nothing waits."""
         num_embeddings, dim = weight.shape
-        stream = self.stream
         where = batch.where or core.array_position(np.shape(batch.ids))
         idx = np.asarray(batch.ids)
         if idx.dtype.kind not in "iu" or not idx.dtype.isnative:
@@ -783,27 +823,26 @@ class _Slot:
             bounds = core.bag_bounds(idx.shape, batch.offsets, batch.offsets is not None)
             shape = (bounds.shape[0] - 1, dim)
         self.batch = batch
-        self.values = self._buffer("values", math.prod(shape), weight.dtype, cuda.pinned_array).reshape(shape)
+        queue = self.queue
+        self.values = queue.buffer("values", shape, weight.dtype, cuda.pinned_array)
         if self.values.size == 0 or idx.size == 0:
             self.values[...] = 0  # no entries: only empty bags, if any
             return
-        staged = self._buffer("staged", idx.size, idx.dtype, cuda.pinned_array)
+        staged = queue.buffer("staged", idx.size, idx.dtype, cuda.pinned_array)
         staged[:] = idx.reshape(-1)
-        flat = self._buffer("flat", idx.size, idx.dtype, self._device_array)
-        flat.copy_to_device(staged, stream=stream)
-        slot = self.checks.slot(idx.reshape(-1), num_embeddings, where)
-        out = self._buffer("out", self.values.size, weight.dtype, self._device_array).reshape(-1, dim)
+        flat = queue.upload("flat", staged)
+        slot = queue.slot(idx.reshape(-1), num_embeddings, where)
+        out = queue.buffer("out", (self.values.size // dim, dim), weight.dtype)
         if bounds is None:
-            _lookup(flat, weight, pad, max_norm, p, out, self.checks, slot)
+            _lookup(flat, weight, pad, max_norm, p, out, queue, slot)
         else:
             weights = getattr(batch, "weights", None)
             psw = None if weights is None else _device_sample_weights(weights.reshape(idx.shape), idx.shape, mode,
-                                                                      stream)
-            _pool(flat, cuda.to_device(bounds, stream=stream), weight, pad, max_norm, p, psw, mode, out, self.checks,
-                  slot)
-        out.copy_to_host(self.values.reshape(-1, dim), stream=stream)
+                                                                      queue)
+            _pool(flat, queue.upload("bounds", bounds), weight, pad, max_norm, p, psw, mode, out, queue, slot)
+        out.copy_to_host(self.values.reshape(-1, dim), stream=self.stream)
 
     def result(self) -> tuple:
         """Wait for this stream's batch, raise ``BadIndexError`` if it holds a bad index, return it with its values."""
-        self.checks.raise_first()
+        self.queue.raise_first()
         return self.batch, self.values

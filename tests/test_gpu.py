@@ -338,18 +338,18 @@ def test_kernels_fold_the_first_bad_position_into_the_calls_flag():
     weight = table()
     idx = indices(40)
     idx[[5, 22, 37]] = [20, -3, 99]
-    checks = gpu._Checks(cuda.stream())
+    queue = gpu._Queue(cuda.stream())
     d_idx, d_out = cuda.to_device(idx), cuda.device_array((40, 5), np.float32)
-    gpu._lookup(d_idx, cuda.to_device(weight), -1, None, 2.0, d_out, checks, checks.slot(idx, 20, str))
+    gpu._lookup(d_idx, cuda.to_device(weight), -1, None, 2.0, d_out, queue, queue.slot(idx, 20, str))
     bounds = cuda.to_device(np.arange(0, 41, 4))
     d_bags = cuda.device_array((10, 5), np.float32)
-    slot = checks.slot(idx, 20, str)
-    gpu._pool(d_idx, bounds, cuda.to_device(weight), -1, 1.0, 2.0, None, "sum", d_bags, checks, slot)
-    np.testing.assert_array_equal(checks.flags.copy_to_host()[:3], [5, 5, np.iinfo(np.int64).max])
+    slot = queue.slot(idx, 20, str)
+    gpu._pool(d_idx, bounds, cuda.to_device(weight), -1, 1.0, 2.0, None, "sum", d_bags, queue, slot)
+    np.testing.assert_array_equal(queue.flags.copy_to_host()[:3], [5, 5, np.iinfo(np.int64).max])
     good = np.flatnonzero((idx >= 0) & (idx < 20))
     np.testing.assert_array_equal(d_out.copy_to_host()[good], weight[idx[good]])
     with pytest.raises(BadIndexError, match=r"^index 20 at 5 is out of range"):
-        checks.raise_first()
+        queue.raise_first()
 
 
 def test_failed_check_at_the_copy_back_leaves_the_callers_out_untouched():
@@ -381,9 +381,9 @@ def test_device_resident_result_raises_at_check_not_at_the_call():
 
 
 def test_unchecked_device_calls_are_bounded(monkeypatch):
-    monkeypatch.setattr(gpu._Checks, "SLOTS", 3)
+    monkeypatch.setattr(gpu._Queue, "SLOTS", 3)
     gpu.check()
-    gpu._default_checks.cache_clear()
+    gpu._default_queue.cache_clear()
     try:
         weight, bad = table(dim=1), cuda.to_device(np.array([30]))
         gpu.embedding_cuda(bad, weight)
@@ -393,7 +393,7 @@ def test_unchecked_device_calls_are_bounded(monkeypatch):
         with pytest.raises(BadIndexError, match="index 30 at position 0"):  # the fourth waits for the first three
             gpu.embedding_cuda(cuda.to_device(np.array([3])), weight)
     finally:
-        gpu._default_checks.cache_clear()
+        gpu._default_queue.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -423,6 +423,38 @@ def test_bad_weight_and_out():
         gpu.embedding_cuda([0], np.zeros((3, 2), np.int32))
     with pytest.raises(InvalidArgumentError, match="out must be a GPU array"):
         gpu.embedding_cuda(cuda.to_device(np.array([0])), table(), out=np.empty((1, 5), np.float32))
+
+
+# --- buffers and launches ------------------------------------------------------------------------------------
+
+
+def test_repeated_calls_allocate_no_device_memory(monkeypatch):
+    """Temporaries (uploaded indices and table, staging output, bounds, row scales) come from the default stream's
+    buffers, and launch sizes from a cache: a second call of the same shapes, or smaller, allocates nothing."""
+    weight = table()
+    idx = indices((4, 3))
+    gpu.embedding_cuda(idx, weight, max_norm=1.0)
+    gpu.embedding_bag_cuda(idx, weight, mode="sum", per_sample_weights=np.ones((4, 3)))
+    allocations = []
+    for name in ("device_array", "to_device"):
+        allocate = getattr(cuda, name)
+        monkeypatch.setattr(cuda, name, lambda *a, allocate=allocate, **k: allocations.append(a) or allocate(*a, **k))
+    hits = gpu._row_config.cache_info().hits
+    actual = gpu.embedding_cuda(idx[:2], weight, max_norm=1.0)
+    pooled = gpu.embedding_bag_cuda(idx, weight, mode="sum", per_sample_weights=np.ones((4, 3)))
+    assert allocations == []
+    assert gpu._row_config.cache_info().hits > hits
+    assert_matches(actual, naive.embedding(idx[:2], weight, max_norm=1.0), exact=False)
+    assert_matches(pooled, naive.embedding_bag(idx, weight, mode="sum"), exact=False)
+    gpu.embedding_cuda(indices((5, 3)), weight)  # larger: the buffers grow
+    assert allocations
+
+
+def test_buffers_above_the_limit_are_not_kept():
+    queue = gpu._Queue(cuda.stream(), keep_bytes=64)
+    small, big = queue.buffer("a", 8, np.int64), queue.buffer("b", (3, 3), np.int64)
+    assert small.shape == (8,) and big.shape == (3, 3) and big.dtype == np.int64
+    assert queue.buffer("a", 4, np.int32).size == 4 and set(queue.buffers) == {"a"}
 
 
 # --- DeviceTable ---------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ Kernel design (launch sizes come from ``config``, computed once per shape; tempo
   kernel applies it as it reads. Products are taken in float64 and rounded once to the weight dtype: exactly
   NumPy's float16/float32/float64 product.
 - Bags: the lanes of a row of threads share a bag; each lane pools four of its columns at once (four loads in
-  flight), entry by entry in order, in float64.
+  flight), entry by entry in order, in float64. A bag longer than ``_BAG_PIECE`` entries is split: its pieces are
+  pooled by separate rows of threads and ``_combine`` folds them in order.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _WARP = 32
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _MEAN, _MAX = core.BAG_MODES.index("mean"), core.BAG_MODES.index("max")
+#: Bags of more entries are split into pieces of this many, pooled in parallel and then combined (``_pool``).
+_BAG_PIECE = 64
 
 
 # --- Kernels (compiled by ``_kernels()``) ---------------------------------------------------------------------
@@ -196,8 +199,12 @@ def _gather_renormed(flat, weight, pad, scale, out, bad, slot):
                 out[i, j] = np.float64(weight[r, j]) * s
 
 
-def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out, bad, slot):
+def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, partial, out, counts, bad, slot):
     """``out[b]`` = the pooled rows of entries ``bounds[b]:bounds[b + 1]``, in entry order, in float64.
+
+    With ``partial`` the entries are a piece of a bag, for ``_combine``: ``out`` (float64) gets the sum (mean: not
+    divided) or the maximum of those rows that a NaN never wins (``_combine`` restores a leading NaN), and
+    ``counts[b]`` the number of entries pooled.
 
     Padding entries are skipped and not counted; a bag with no other entry is zeros. A bad index is skipped too,
     its position folded into ``bad[slot]`` (by the lane that takes column 0). With ``renorm`` a row with
@@ -216,7 +223,7 @@ def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out, bad
         for j in range(cuda.threadIdx.x, last + 1, 4 * lanes):
             for c in range(4):
                 cols[c] = min(j + c * lanes, last)
-                acc[c] = 0.0
+                acc[c] = -math.inf if partial and mode == _MAX else 0.0
             count = 0
             for k in range(bounds[b], bounds[b + 1]):
                 r = np.int64(flat[k])
@@ -234,16 +241,51 @@ def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, out, bad
                         x[c] = np.float64(rounded[c])
                 w = np.float64(psw[k]) if weighted else 1.0
                 for c in range(4):
-                    if count == 0:
-                        acc[c] = x[c] * w
-                    elif mode == _MAX:
-                        if x[c] > acc[c]:
+                    if mode == _MAX:
+                        if x[c] > acc[c] or (count == 0 and not partial):
                             acc[c] = x[c]
+                    elif count == 0:
+                        acc[c] = x[c] * w
                     else:
                         acc[c] += x[c] * w
                 count += 1
             for c in range(4):
-                out[b, cols[c]] = acc[c] / count if mode == _MEAN and count > 0 else acc[c]
+                out[b, cols[c]] = acc[c] / count if mode == _MEAN and count > 0 and not partial else acc[c]
+            if partial and j == 0:
+                counts[b] = count
+
+
+def _combine(partial, counts, pieces, flat, bounds, weight, pad, scale, renorm, mode, out):
+    """``out[b]`` from the partial rows ``pieces[b]:pieces[b + 1]`` of bag ``b`` (see ``_bag``), folded in entry
+    order: added, or in max mode a later piece wins only if strictly greater, and the bag is NaN where its first
+    counted entry is (a sequential maximum keeps a leading NaN and never takes a later one). Lanes share a bag."""
+    rounded = cuda.local.array(1, weight.dtype)
+    first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
+    for b in range(first, out.shape[0], cuda.gridDim.x * cuda.blockDim.y):
+        n = 0
+        for q in range(pieces[b], pieces[b + 1]):
+            n += counts[q]
+        r = -1  # the row of the bag's first counted entry, for max
+        if mode == _MAX and n > 0:
+            k = bounds[b]
+            r = np.int64(flat[k])
+            while r == pad or r < 0 or r >= weight.shape[0]:
+                k += 1
+                r = np.int64(flat[k])
+        for j in range(cuda.threadIdx.x, out.shape[1], cuda.blockDim.x):
+            v = partial[pieces[b], j]
+            for q in range(pieces[b] + 1, pieces[b + 1]):
+                if mode != _MAX:
+                    v += partial[q, j]
+                elif partial[q, j] > v:
+                    v = partial[q, j]
+            if r >= 0:
+                x = np.float64(weight[r, j])
+                if renorm and np.float64(scale[r]) >= 0:
+                    rounded[0] = x * np.float64(scale[r])
+                    x = np.float64(rounded[0])
+                v = x if x != x else v
+            out[b, j] = 0 if n == 0 else v / n if mode == _MEAN else v
 
 
 @functools.cache
@@ -255,7 +297,7 @@ def _kernels() -> types.SimpleNamespace:
 
     cuda = numba_cuda
     jit = cuda.jit(cache=True)
-    kernels = (_fill, _validate, _gather, _mark, _scale, _gather_renormed, _bag)
+    kernels = (_fill, _validate, _gather, _mark, _scale, _gather_renormed, _bag, _combine)
     return types.SimpleNamespace(**{f.__name__[1:]: jit(f) for f in kernels})
 
 
@@ -531,18 +573,41 @@ def _lookup(flat, weight, pad: int, max_norm, p: float, out, queue: _Queue, slot
 
 
 def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, out, queue: _Queue, slot: int) -> None:
-    """Pool the bags ``bounds`` (device int64, B + 1) of the ``flat`` indices into ``out`` (B, D), on the checks'
-    stream; bad indices go to ``slot``."""
-    stream = queue.stream
+    """Pool the bags ``bounds`` (host int64, B + 1) of the ``flat`` indices into ``out`` (B, D), on the queue's
+    stream; bad indices go to ``slot``.
+
+    Bags of more than ``_BAG_PIECE`` entries are cut into pieces of that many, pooled in parallel into float64
+    partial rows that ``_combine`` folds in entry order (as the CPU kernel does): a long bag is not one row of
+    threads' sequential work.
+    """
     k = _kernels()
+    stream = queue.stream
     renorm = max_norm is not None
     scale = _row_scales(flat, weight, pad, max_norm, p, queue) if renorm else queue.buffer("scale", 1, weight.dtype)
     weighted = psw is not None
     psw = psw if weighted else queue.buffer("psw", 1, np.float64)
-    blocks, threads = _row_launch(out.shape[0], out.shape[1], per_lane=4)
     code = core.BAG_MODES.index(mode)
-    k.bag[blocks, threads, stream](flat, bounds, weight, pad, scale, renorm, psw, weighted, code, out, queue.flags,
-                                   slot)
+    d_bounds = queue.upload("bounds", bounds)
+    lengths = np.diff(bounds)
+    if lengths.max(initial=0) <= _BAG_PIECE:
+        counts = queue.buffer("counts", 1, np.int64)
+        blocks, threads = _row_launch(out.shape[0], out.shape[1], per_lane=4)
+        k.bag[blocks, threads, stream](flat, d_bounds, weight, pad, scale, renorm, psw, weighted, code, False, out,
+                                       counts, queue.flags, slot)
+        return
+    per_bag = np.maximum(1, -(-lengths // _BAG_PIECE))
+    pieces = np.zeros(len(bounds), np.int64)
+    np.cumsum(per_bag, out=pieces[1:])
+    bag = np.repeat(np.arange(len(lengths)), per_bag)
+    cuts = np.append(bounds[bag] + (np.arange(pieces[-1]) - pieces[bag]) * _BAG_PIECE, bounds[-1])
+    partial = queue.buffer("partial", (pieces[-1], out.shape[1]), np.float64)
+    counts = queue.buffer("counts", pieces[-1], np.int64)
+    blocks, threads = _row_launch(pieces[-1], out.shape[1], per_lane=4)
+    k.bag[blocks, threads, stream](flat, queue.upload("cuts", cuts), weight, pad, scale, renorm, psw, weighted, code,
+                                   True, partial, counts, queue.flags, slot)
+    blocks, threads = _row_launch(out.shape[0], out.shape[1])
+    k.combine[blocks, threads, stream](partial, counts, queue.upload("pieces", pieces), flat, d_bounds, weight, pad,
+                                       scale, renorm, code, out)
 
 
 # --- Public entry points ----------------------------------------------------------------------------------------
@@ -706,8 +771,7 @@ def embedding_bag_cuda(
         _check_only(flat, num_embeddings, queue, slot)
     else:
         target = result if d_input is not None else queue.buffer("target", shape, table.dtype)
-        d_bounds = queue.upload("bounds", bounds)
-        _pool(flat, d_bounds, _uploaded(table, queue), pad, max_norm, p, psw, mode, target, queue, slot)
+        _pool(flat, bounds, _uploaded(table, queue), pad, max_norm, p, psw, mode, target, queue, slot)
     if d_input is None:
         _deliver(target, result, out is not None, queue)
     return result
@@ -839,7 +903,7 @@ class _Slot:
             weights = getattr(batch, "weights", None)
             psw = None if weights is None else _device_sample_weights(weights.reshape(idx.shape), idx.shape, mode,
                                                                       queue)
-            _pool(flat, queue.upload("bounds", bounds), weight, pad, max_norm, p, psw, mode, out, queue, slot)
+            _pool(flat, bounds, weight, pad, max_norm, p, psw, mode, out, queue, slot)
         out.copy_to_host(self.values.reshape(-1, dim), stream=self.stream)
 
     def result(self) -> tuple:

@@ -251,6 +251,44 @@ def test_bag_property(lengths, dim, dtype, mode, padding, seed):
     assert_matches(actual, expected, exact=mode == "max")
 
 
+@pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_long_bags_split_into_pieces_match_reference(monkeypatch, dtype, mode):
+    """Bags longer than a piece are pooled piece by piece and combined in order; empty, padding-only and ragged
+    pieces included. In max mode a NaN leading a bag stays, one leading a later piece does not win."""
+    monkeypatch.setattr(gpu, "_BAG_PIECE", 3)
+    weight = table(dtype, rows=12)
+    if mode == "max":  # the tolerances of sums do not take NaN
+        weight[10] = np.nan
+    lengths = [0, 1, 3, 4, 7, 10, 3]
+    idx = indices(sum(lengths), 10, seed=3)
+    idx[[1, 4, 5, 6, 8]] = 11  # padding: bag 3's first piece holds only padding
+    idx[[9, 18]] = 10  # bag 4's first counted entry, and the first entry of bag 5's second piece
+    offsets = np.cumsum([0] + lengths[:-1])
+    actual = gpu.embedding_bag_cuda(idx, weight, offsets, mode, padding_idx=11)
+    expected = naive.embedding_bag(idx, weight, offsets, mode, padding_idx=11)
+    assert_matches(actual, expected, exact=mode == "max")
+    if mode == "max":
+        assert np.isnan(actual[4]).all() and not np.isnan(actual[5]).any()
+
+
+@pytest.mark.parametrize("mode", ["sum", "max"])
+def test_split_bags_with_max_norm_weights_and_errors(monkeypatch, mode):
+    monkeypatch.setattr(gpu, "_BAG_PIECE", 2)
+    weight = table(np.float32)
+    idx = indices((3, 5))
+    psw = np.linspace(-2, 2, 15).reshape(3, 5) if mode == "sum" else None
+    actual = gpu.embedding_bag_cuda(idx, weight, mode=mode, per_sample_weights=psw, max_norm=2.0)
+    expected = naive.embedding_bag(idx, weight, mode=mode, per_sample_weights=psw, max_norm=2.0)
+    assert_matches(actual, expected, exact=False)
+    idx[2, 3] = 40
+    with pytest.raises(BadIndexError, match=r"index 40 at position \(2, 3\)"):
+        gpu.embedding_bag_cuda(idx, weight, mode=mode)
+    device_table = gpu.DeviceTable(weight)
+    ((_, pooled),) = device_table.embed_batches([batch(idx[:2])], mode=mode)
+    assert_matches(pooled, naive.embedding_bag(idx[:2], weight, mode=mode), exact=mode == "max")
+
+
 # --- device arrays -------------------------------------------------------------------------------------------
 
 
@@ -341,7 +379,7 @@ def test_kernels_fold_the_first_bad_position_into_the_calls_flag():
     queue = gpu._Queue(cuda.stream())
     d_idx, d_out = cuda.to_device(idx), cuda.device_array((40, 5), np.float32)
     gpu._lookup(d_idx, cuda.to_device(weight), -1, None, 2.0, d_out, queue, queue.slot(idx, 20, str))
-    bounds = cuda.to_device(np.arange(0, 41, 4))
+    bounds = np.arange(0, 41, 4)
     d_bags = cuda.device_array((10, 5), np.float32)
     slot = queue.slot(idx, 20, str)
     gpu._pool(d_idx, bounds, cuda.to_device(weight), -1, 1.0, 2.0, None, "sum", d_bags, queue, slot)

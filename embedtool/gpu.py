@@ -20,8 +20,9 @@ Kernel design (launch sizes come from ``config``, computed once per shape; tempo
   ``dtype(max_norm / (norm + 1e-7))`` for the rows above ``max_norm`` (-1 for the others), and the gather or the bag
   kernel applies it as it reads. Products are taken in float64 and rounded once to the weight dtype: exactly
   NumPy's float16/float32/float64 product.
-- Bags: the lanes of a row of threads share a bag; each lane pools four of its columns at once (four loads in
-  flight), entry by entry in order, in float64. A bag longer than ``_BAG_PIECE`` entries is split: its pieces are
+- Bags: the lanes of a row of threads share a bag; each lane pools four of its words at once (four loads in
+  flight), entry by entry in order, in float64; a float32 row of an even width and 8-byte alignment is read as
+  complex64 words, two columns per load. A bag longer than ``_BAG_PIECE`` entries is split: its pieces are
   pooled by separate rows of threads and ``_combine`` folds them in order.
 """
 
@@ -199,8 +200,11 @@ def _gather_renormed(flat, weight, pad, scale, out, bad, slot):
                 out[i, j] = np.float64(weight[r, j]) * s
 
 
-def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, partial, out, counts, bad, slot):
+def _bag(flat, bounds, words, pairs, pad, scale, renorm, psw, weighted, mode, partial, out, counts, bad, slot):
     """``out[b]`` = the pooled rows of entries ``bounds[b]:bounds[b + 1]``, in entry order, in float64.
+
+    ``words`` is the table, or with ``pairs`` a float32 table viewed as complex64: each 8-byte load then brings two
+    columns (word ``w`` holds columns ``2w`` and ``2w + 1``).
 
     With ``partial`` the entries are a piece of a bag, for ``_combine``: ``out`` (float64) gets the sum (mean: not
     divided) or the maximum of those rows that a NaN never wins (``_combine`` restores a leading NaN), and
@@ -209,48 +213,54 @@ def _bag(flat, bounds, weight, pad, scale, renorm, psw, weighted, mode, partial,
     Padding entries are skipped and not counted; a bag with no other entry is zeros. A bad index is skipped too,
     its position folded into ``bad[slot]`` (by the lane that takes column 0). With ``renorm`` a row with
     ``scale[r] >= 0`` is first scaled and rounded to the weight dtype; with ``weighted`` entry k is multiplied by
-    ``psw[k]``. In max mode a later entry wins only if strictly greater. Each lane pools four columns at once, so
-    four loads are in flight; past the row's end its columns are clamped to the last one, as in ``_gather``.
+    ``psw[k]``. In max mode a later entry wins only if strictly greater. Each lane pools four words at once, so
+    four loads are in flight; past the row's end its words are clamped to the last one, as in ``_gather``.
+    Accumulator ``c + 4 * h`` holds half ``h`` of word ``c``.
     """
     cols = cuda.local.array(4, numba.int64)
-    x = cuda.local.array(4, numba.float64)
-    acc = cuda.local.array(4, numba.float64)
-    rounded = cuda.local.array(4, weight.dtype)
+    x = cuda.local.array(8, numba.float64)
+    acc = cuda.local.array(8, numba.float64)
+    rounded = cuda.local.array(8, scale.dtype)  # the table's element dtype
+    per = 2 if pairs else 1
     lanes = cuda.blockDim.x
-    last = weight.shape[1] - 1
+    last = words.shape[1] - 1
     first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
     for b in range(first, out.shape[0], cuda.gridDim.x * cuda.blockDim.y):
         for j in range(cuda.threadIdx.x, last + 1, 4 * lanes):
             for c in range(4):
                 cols[c] = min(j + c * lanes, last)
-                acc[c] = -math.inf if partial and mode == _MAX else 0.0
+            for e in range(8):
+                acc[e] = -math.inf if partial and mode == _MAX else 0.0
             count = 0
             for k in range(bounds[b], bounds[b + 1]):
                 r = np.int64(flat[k])
-                if r < 0 or r >= weight.shape[0]:
+                if r < 0 or r >= words.shape[0]:
                     if j == 0:
                         cuda.atomic.min(bad, slot, k)
                     continue
                 if r == pad:
                     continue
                 for c in range(4):
-                    x[c] = np.float64(weight[r, cols[c]])
+                    v = words[r, cols[c]]
+                    x[c] = np.float64(v.real)
+                    x[c + 4] = np.float64(v.imag)
                 if renorm and np.float64(scale[r]) >= 0:
-                    for c in range(4):
-                        rounded[c] = x[c] * np.float64(scale[r])
-                        x[c] = np.float64(rounded[c])
+                    for e in range(4 * per):
+                        rounded[e] = x[e] * np.float64(scale[r])
+                        x[e] = np.float64(rounded[e])
                 w = np.float64(psw[k]) if weighted else 1.0
-                for c in range(4):
+                for e in range(4 * per):
                     if mode == _MAX:
-                        if x[c] > acc[c] or (count == 0 and not partial):
-                            acc[c] = x[c]
+                        if x[e] > acc[e] or (count == 0 and not partial):
+                            acc[e] = x[e]
                     elif count == 0:
-                        acc[c] = x[c] * w
+                        acc[e] = x[e] * w
                     else:
-                        acc[c] += x[c] * w
+                        acc[e] += x[e] * w
                 count += 1
-            for c in range(4):
-                out[b, cols[c]] = acc[c] / count if mode == _MEAN and count > 0 and not partial else acc[c]
+            for e in range(4 * per):
+                col = per * cols[e % 4] + e // 4
+                out[b, col] = acc[e] / count if mode == _MEAN and count > 0 and not partial else acc[e]
             if partial and j == 0:
                 counts[b] = count
 
@@ -587,13 +597,15 @@ def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, ou
     weighted = psw is not None
     psw = psw if weighted else queue.buffer("psw", 1, np.float64)
     code = core.BAG_MODES.index(mode)
+    pairs = weight.dtype == np.float32 and _word_size(weight) == 8
+    words = weight.view(np.complex64) if pairs else weight
     d_bounds = queue.upload("bounds", bounds)
     lengths = np.diff(bounds)
     if lengths.max(initial=0) <= _BAG_PIECE:
         counts = queue.buffer("counts", 1, np.int64)
-        blocks, threads = _row_launch(out.shape[0], out.shape[1], per_lane=4)
-        k.bag[blocks, threads, stream](flat, d_bounds, weight, pad, scale, renorm, psw, weighted, code, False, out,
-                                       counts, queue.flags, slot)
+        blocks, threads = _row_launch(out.shape[0], words.shape[1], per_lane=4)
+        k.bag[blocks, threads, stream](flat, d_bounds, words, pairs, pad, scale, renorm, psw, weighted, code, False,
+                                       out, counts, queue.flags, slot)
         return
     per_bag = np.maximum(1, -(-lengths // _BAG_PIECE))
     pieces = np.zeros(len(bounds), np.int64)
@@ -602,9 +614,9 @@ def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, ou
     cuts = np.append(bounds[bag] + (np.arange(pieces[-1]) - pieces[bag]) * _BAG_PIECE, bounds[-1])
     partial = queue.buffer("partial", (pieces[-1], out.shape[1]), np.float64)
     counts = queue.buffer("counts", pieces[-1], np.int64)
-    blocks, threads = _row_launch(pieces[-1], out.shape[1], per_lane=4)
-    k.bag[blocks, threads, stream](flat, queue.upload("cuts", cuts), weight, pad, scale, renorm, psw, weighted, code,
-                                   True, partial, counts, queue.flags, slot)
+    blocks, threads = _row_launch(pieces[-1], words.shape[1], per_lane=4)
+    k.bag[blocks, threads, stream](flat, queue.upload("cuts", cuts), words, pairs, pad, scale, renorm, psw, weighted,
+                                   code, True, partial, counts, queue.flags, slot)
     blocks, threads = _row_launch(out.shape[0], out.shape[1])
     k.combine[blocks, threads, stream](partial, counts, queue.upload("pieces", pieces), flat, d_bounds, weight, pad,
                                        scale, renorm, code, out)

@@ -214,8 +214,9 @@ def test_bag_per_sample_weights(dtype):
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
 @pytest.mark.parametrize("norm_type", [2.0, 1.0])
-def test_bag_max_norm(mode, norm_type):
-    weight = table(np.float32)
+@pytest.mark.parametrize("dim", [5, 8])
+def test_bag_max_norm(mode, norm_type, dim):
+    weight = table(np.float32, dim=dim)
     idx = np.array([[4, 4, 1], [7, 0, 4]])
     actual = gpu.embedding_bag_cuda(idx, weight, mode=mode, max_norm=2.0, norm_type=norm_type)
     expected = naive.embedding_bag(idx, weight, mode=mode, max_norm=2.0, norm_type=norm_type)
@@ -253,11 +254,13 @@ def test_bag_property(lengths, dim, dtype, mode, padding, seed):
 
 @pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
-def test_long_bags_split_into_pieces_match_reference(monkeypatch, dtype, mode):
+@pytest.mark.parametrize("dim", [5, 6])
+def test_long_bags_split_into_pieces_match_reference(monkeypatch, dtype, mode, dim):
     """Bags longer than a piece are pooled piece by piece and combined in order; empty, padding-only and ragged
-    pieces included. In max mode a NaN leading a bag stays, one leading a later piece does not win."""
+    pieces included. In max mode a NaN leading a bag stays, one leading a later piece does not win. (float32 rows
+    of an even width are read as pairs of columns.)"""
     monkeypatch.setattr(gpu, "_BAG_PIECE", 3)
-    weight = table(dtype, rows=12)
+    weight = table(dtype, rows=12, dim=dim)
     if mode == "max":  # the tolerances of sums do not take NaN
         weight[10] = np.nan
     lengths = [0, 1, 3, 4, 7, 10, 3]
@@ -275,7 +278,7 @@ def test_long_bags_split_into_pieces_match_reference(monkeypatch, dtype, mode):
 @pytest.mark.parametrize("mode", ["sum", "max"])
 def test_split_bags_with_max_norm_weights_and_errors(monkeypatch, mode):
     monkeypatch.setattr(gpu, "_BAG_PIECE", 2)
-    weight = table(np.float32)
+    weight = table(np.float32, dim=6)  # read as pairs of columns
     idx = indices((3, 5))
     psw = np.linspace(-2, 2, 15).reshape(3, 5) if mode == "sum" else None
     actual = gpu.embedding_bag_cuda(idx, weight, mode=mode, per_sample_weights=psw, max_norm=2.0)

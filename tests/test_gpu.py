@@ -373,6 +373,14 @@ def test_bad_index_names_value_position_and_size_before_writing():
         gpu.embedding_bag_cuda([[30]], table(), where=lambda flat: "row 7")
 
 
+def test_bad_indices_are_found_when_no_row_is_read():
+    """Rows of width 0 and zero bags gather nothing: a kernel of checks alone still finds the bad index."""
+    empty, idx = np.zeros((20, 0), np.float32), np.array([[1, 30], [2, 3]])
+    assert cpu_error(lambda: gpu.embedding_cuda(idx, empty)) == cpu_error(lambda: embedtool.embedding(idx, empty))
+    expected = cpu_error(lambda: embedtool.embedding_bag(idx, empty, mode="sum"))
+    assert cpu_error(lambda: gpu.embedding_bag_cuda(idx, empty, mode="sum")) == expected
+
+
 def test_kernels_fold_the_first_bad_position_into_the_calls_flag():
     """The gather and bag kernels check indices themselves (no scan, no wait): the flag gets the first bad flat
     position, whichever block meets it first, and the good rows are still gathered."""

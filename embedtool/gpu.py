@@ -398,9 +398,7 @@ def _uploaded(table, queue=None):
             f"the weight table ({table.nbytes / 2**30:.2f} GiB) does not fit in the GPU's free memory "
             f"({free / 2**30:.2f} GiB)"
         )
-    if queue is None:
-        return cuda.to_device(np.ascontiguousarray(table))
-    return queue.upload("table", np.ascontiguousarray(table))
+    return cuda.to_device(np.ascontiguousarray(table)) if queue is None else queue.upload("table", table)
 
 
 def _indices(input, num_embeddings: int, where, queue):
@@ -418,7 +416,7 @@ def _indices(input, num_embeddings: int, where, queue):
     host = core.index_array(input) if d is None else d.copy_to_host()
     if host.dtype.kind not in "iu" or not host.dtype.isnative:
         host = core.as_indices(host, num_embeddings, index_min_max, where)
-    values = np.ascontiguousarray(host).reshape(-1)
+    values = host.reshape(-1)
     return queue.upload("flat", values), host.shape, values
 
 
@@ -464,6 +462,7 @@ class _Queue:
 
     def upload(self, name: str, host: np.ndarray):
         """``host`` copied into the named device buffer (queued on the stream)."""
+        host = np.ascontiguousarray(host)
         device = self.buffer(name, host.shape, host.dtype)
         if host.size:
             device.copy_to_device(host, stream=self.stream)

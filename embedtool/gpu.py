@@ -200,8 +200,12 @@ def _gather_renormed(flat, weight, pad, scale, out, bad, slot):
                 out[i, j] = np.float64(weight[r, j]) * s
 
 
-def _bag(flat, bounds, words, pairs, pad, scale, renorm, psw, weighted, mode, partial, out, counts, bad, slot):
-    """``out[b]`` = the pooled rows of entries ``bounds[b]:bounds[b + 1]``, in entry order, in float64.
+def _bag(flat, bounds, length, piece, per_bag, words, pairs, pad, scale, renorm, psw, weighted, mode, partial, out,
+         counts, bad, slot):
+    """``out[q]`` = the pooled rows of entries ``start:stop`` of row ``q``, in entry order, in float64.
+
+    Rows are ``bounds[q]:bounds[q + 1]`` when ``length`` is -1. Otherwise every bag has ``length`` entries (a 2-D
+    input: no bounds to upload) and is cut into ``per_bag`` rows of ``piece`` entries (the last one shorter).
 
     ``words`` is the table, or with ``pairs`` a float32 table viewed as complex64: each 8-byte load then brings two
     columns (word ``w`` holds columns ``2w`` and ``2w + 1``).
@@ -226,13 +230,19 @@ def _bag(flat, bounds, words, pairs, pad, scale, renorm, psw, weighted, mode, pa
     last = words.shape[1] - 1
     first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
     for b in range(first, out.shape[0], cuda.gridDim.x * cuda.blockDim.y):
+        if length < 0:
+            start, stop = bounds[b], bounds[b + 1]
+        else:
+            bag = b // per_bag
+            start = bag * length + (b - bag * per_bag) * piece
+            stop = min(start + piece, (bag + 1) * length)
         for j in range(cuda.threadIdx.x, last + 1, 4 * lanes):
             for c in range(4):
                 cols[c] = min(j + c * lanes, last)
             for e in range(8):
                 acc[e] = -math.inf if partial and mode == _MAX else 0.0
             count = 0
-            for k in range(bounds[b], bounds[b + 1]):
+            for k in range(start, stop):
                 r = np.int64(flat[k])
                 if r < 0 or r >= words.shape[0]:
                     if j == 0:
@@ -265,26 +275,31 @@ def _bag(flat, bounds, words, pairs, pad, scale, renorm, psw, weighted, mode, pa
                 counts[b] = count
 
 
-def _combine(partial, counts, pieces, flat, bounds, weight, pad, scale, renorm, mode, out):
-    """``out[b]`` from the partial rows ``pieces[b]:pieces[b + 1]`` of bag ``b`` (see ``_bag``), folded in entry
-    order: added, or in max mode a later piece wins only if strictly greater, and the bag is NaN where its first
-    counted entry is (a sequential maximum keeps a leading NaN and never takes a later one). Lanes share a bag."""
+def _combine(partial, counts, pieces, bounds, length, per_bag, flat, weight, pad, scale, renorm, mode, out):
+    """``out[b]`` from the partial rows of bag ``b`` (see ``_bag``), folded in entry order: added, or in max mode a
+    later piece wins only if strictly greater, and the bag is NaN where its first counted entry is (a sequential
+    maximum keeps a leading NaN and never takes a later one). Lanes share a bag. Its partial rows are
+    ``pieces[b]:pieces[b + 1]`` and its entries start at ``bounds[b]`` when ``length`` is -1; otherwise
+    ``per_bag`` rows from ``b * per_bag`` and entries from ``b * length``."""
     rounded = cuda.local.array(1, weight.dtype)
     first = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
     for b in range(first, out.shape[0], cuda.gridDim.x * cuda.blockDim.y):
+        if length < 0:
+            lo, hi, k = pieces[b], pieces[b + 1], bounds[b]
+        else:
+            lo, hi, k = b * per_bag, (b + 1) * per_bag, b * length
         n = 0
-        for q in range(pieces[b], pieces[b + 1]):
+        for q in range(lo, hi):
             n += counts[q]
         r = -1  # the row of the bag's first counted entry, for max
         if mode == _MAX and n > 0:
-            k = bounds[b]
             r = np.int64(flat[k])
             while r == pad or r < 0 or r >= weight.shape[0]:
                 k += 1
                 r = np.int64(flat[k])
         for j in range(cuda.threadIdx.x, out.shape[1], cuda.blockDim.x):
-            v = partial[pieces[b], j]
-            for q in range(pieces[b] + 1, pieces[b + 1]):
+            v = partial[lo, j]
+            for q in range(lo + 1, hi):
                 if mode != _MAX:
                     v += partial[q, j]
                 elif partial[q, j] > v:
@@ -581,9 +596,18 @@ def _lookup(flat, weight, pad: int, max_norm, p: float, out, queue: _Queue, slot
         k.gather_renormed[blocks, threads, stream](flat, weight, pad, scale, out, queue.flags, slot)
 
 
-def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, out, queue: _Queue, slot: int) -> None:
-    """Pool the bags ``bounds`` (host int64, B + 1) of the ``flat`` indices into ``out`` (B, D), on the queue's
-    stream; bad indices go to ``slot``.
+def _layout(shape: tuple, offsets, include_last_offset: bool) -> tuple:
+    """The checked bags of an input of ``shape``, as ``_pool`` takes them, and their number: a 2-D input's row
+    length (bags of one length need no bounds, on the host or the GPU), else their bounds (host int64, B + 1)."""
+    if core.bag_offsets(shape, offsets, include_last_offset) is None:
+        return shape[1], shape[0]
+    bounds = core.bag_bounds(shape, offsets, include_last_offset)
+    return bounds, bounds.size - 1
+
+
+def _pool(flat, bags, weight, pad: int, max_norm, p: float, psw, mode: str, out, queue: _Queue, slot: int) -> None:
+    """Pool the ``bags`` (from ``_layout``) of the ``flat`` indices into ``out`` (B, D), on the queue's stream; bad
+    indices go to ``slot``.
 
     Bags of more than ``_BAG_PIECE`` entries are cut into pieces of that many, pooled in parallel into float64
     partial rows that ``_combine`` folds in entry order (as the CPU kernel does): a long bag is not one row of
@@ -598,27 +622,35 @@ def _pool(flat, bounds, weight, pad: int, max_norm, p: float, psw, mode: str, ou
     code = core.BAG_MODES.index(mode)
     pairs = weight.dtype == np.float32 and _word_size(weight) == 8
     words = weight.view(np.complex64) if pairs else weight
-    d_bounds = queue.upload("bounds", bounds)
-    lengths = np.diff(bounds)
-    if lengths.max(initial=0) <= _BAG_PIECE:
+    regular = isinstance(bags, int)
+    length = bags if regular else -1
+    bounds = queue.buffer("bounds", 1, np.int64) if regular else queue.upload("bounds", bags)
+    lengths = None if regular else np.diff(bags)
+    if (length if regular else lengths.max(initial=0)) <= _BAG_PIECE:
         counts = queue.buffer("counts", 1, np.int64)
         blocks, threads = _row_launch(out.shape[0], words.shape[1], per_lane=4)
-        k.bag[blocks, threads, stream](flat, d_bounds, words, pairs, pad, scale, renorm, psw, weighted, code, False,
-                                       out, counts, queue.flags, slot)
+        k.bag[blocks, threads, stream](flat, bounds, length, length, 1, words, pairs, pad, scale, renorm, psw,
+                                       weighted, code, False, out, counts, queue.flags, slot)
         return
-    per_bag = np.maximum(1, -(-lengths // _BAG_PIECE))
-    pieces = np.zeros(len(bounds), np.int64)
-    np.cumsum(per_bag, out=pieces[1:])
-    bag = np.repeat(np.arange(len(lengths)), per_bag)
-    cuts = np.append(bounds[bag] + (np.arange(pieces[-1]) - pieces[bag]) * _BAG_PIECE, bounds[-1])
-    partial = queue.buffer("partial", (pieces[-1], out.shape[1]), np.float64)
-    counts = queue.buffer("counts", pieces[-1], np.int64)
-    blocks, threads = _row_launch(pieces[-1], words.shape[1], per_lane=4)
-    k.bag[blocks, threads, stream](flat, queue.upload("cuts", cuts), words, pairs, pad, scale, renorm, psw, weighted,
-                                   code, True, partial, counts, queue.flags, slot)
+    if regular:  # every bag in the same number of pieces: no cuts to upload either
+        per_bag = -(-length // _BAG_PIECE)
+        rows, cuts, pieces = out.shape[0] * per_bag, bounds, bounds
+    else:
+        per_bag = np.maximum(1, -(-lengths // _BAG_PIECE))
+        pieces = np.zeros(len(bags), np.int64)
+        np.cumsum(per_bag, out=pieces[1:])
+        bag = np.repeat(np.arange(len(lengths)), per_bag)
+        rows = int(pieces[-1])
+        cuts = queue.upload("cuts", np.append(bags[bag] + (np.arange(rows) - pieces[bag]) * _BAG_PIECE, bags[-1]))
+        pieces, per_bag = queue.upload("pieces", pieces), 1
+    partial = queue.buffer("partial", (rows, out.shape[1]), np.float64)
+    counts = queue.buffer("counts", rows, np.int64)
+    blocks, threads = _row_launch(rows, words.shape[1], per_lane=4)
+    k.bag[blocks, threads, stream](flat, cuts, length, _BAG_PIECE, per_bag, words, pairs, pad, scale, renorm, psw,
+                                   weighted, code, True, partial, counts, queue.flags, slot)
     blocks, threads = _row_launch(out.shape[0], out.shape[1])
-    k.combine[blocks, threads, stream](partial, counts, queue.upload("pieces", pieces), flat, d_bounds, weight, pad,
-                                       scale, renorm, code, out)
+    k.combine[blocks, threads, stream](partial, counts, pieces, bounds, length, per_bag, flat, weight, pad, scale,
+                                       renorm, code, out)
 
 
 # --- Public entry points ----------------------------------------------------------------------------------------
@@ -766,10 +798,10 @@ def embedding_bag_cuda(
     max_norm, p = core.check_max_norm(max_norm, norm_type)
     d_input = _on_device(input)
     idx = core.index_array(input) if d_input is None else d_input
-    bounds = core.bag_bounds(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
+    bags, count = _layout(idx.shape, None if offsets is None else _to_host(offsets), include_last_offset)
     psw = _device_sample_weights(per_sample_weights, idx.shape, mode, queue)
     flat, flat_shape, values = _indices(idx, num_embeddings, where, queue)
-    shape = (bounds.shape[0] - 1, dim)
+    shape = (count, dim)
     if d_input is not None:
         result = _device_output(shape, table.dtype, out, stream)
     else:
@@ -782,7 +814,7 @@ def embedding_bag_cuda(
         _check_only(flat, num_embeddings, queue, slot)
     else:
         target = result if d_input is not None else queue.buffer("target", shape, table.dtype)
-        _pool(flat, bounds, _uploaded(table, queue), pad, max_norm, p, psw, mode, target, queue, slot)
+        _pool(flat, bags, _uploaded(table, queue), pad, max_norm, p, psw, mode, target, queue, slot)
     if d_input is None:
         _deliver(target, result, out is not None, queue)
     return result
@@ -892,11 +924,11 @@ class _Slot:
         if idx.dtype.kind not in "iu" or not idx.dtype.isnative:
             idx = core.as_indices(idx, num_embeddings, index_min_max, where)
         if mode is None:
-            bounds, shape = None, idx.shape + (dim,)
+            shape = idx.shape + (dim,)
         else:
             idx = idx if batch.offsets is not None else idx.reshape(idx.shape[0], -1)
-            bounds = core.bag_bounds(idx.shape, batch.offsets, batch.offsets is not None)
-            shape = (bounds.shape[0] - 1, dim)
+            bags, count = _layout(idx.shape, batch.offsets, batch.offsets is not None)
+            shape = (count, dim)
         self.batch = batch
         queue = self.queue
         self.values = queue.buffer("values", shape, weight.dtype, cuda.pinned_array)
@@ -908,13 +940,13 @@ class _Slot:
         flat = queue.upload("flat", staged)
         slot = queue.slot(idx.reshape(-1), num_embeddings, where)
         out = queue.buffer("out", (self.values.size // dim, dim), weight.dtype)
-        if bounds is None:
+        if mode is None:
             _lookup(flat, weight, pad, max_norm, p, out, queue, slot)
         else:
             weights = getattr(batch, "weights", None)
             psw = None if weights is None else _device_sample_weights(weights.reshape(idx.shape), idx.shape, mode,
                                                                       queue)
-            _pool(flat, bounds, weight, pad, max_norm, p, psw, mode, out, queue, slot)
+            _pool(flat, bags, weight, pad, max_norm, p, psw, mode, out, queue, slot)
         out.copy_to_host(self.values.reshape(-1, dim), stream=self.stream)
 
     def result(self) -> tuple:

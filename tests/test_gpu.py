@@ -292,6 +292,25 @@ def test_split_bags_with_max_norm_weights_and_errors(monkeypatch, mode):
     assert_matches(pooled, naive.embedding_bag(idx[:2], weight, mode=mode), exact=mode == "max")
 
 
+def test_rows_of_bags_upload_no_bounds(monkeypatch):
+    """A 2-D input's bags all have its row length: the kernels compute where each bag (and each piece of a long
+    one) starts, so nothing but the indices goes to the GPU, and max keeps a bag's leading NaN."""
+    monkeypatch.setattr(gpu, "_BAG_PIECE", 3)
+    uploads = []
+    upload = gpu._Queue.upload
+    monkeypatch.setattr(gpu._Queue, "upload", lambda self, name, host: uploads.append(name) or upload(self, name, host))
+    weight = table(np.float32, dim=4)
+    weight[7] = np.nan
+    idx = indices((3, 7), high=7, seed=5)
+    idx[0, 0] = idx[1, 3] = 7  # bag 0 starts with a NaN row; bag 1's second piece does
+    for short in (False, True):
+        bags = idx[:, :3] if short else idx
+        actual = gpu.embedding_bag_cuda(bags, weight, mode="max")
+        assert_matches(actual, naive.embedding_bag(bags, weight, mode="max"), exact=True)
+        assert np.isnan(actual[0]).all() and not np.isnan(actual[1:]).any()
+    assert set(uploads) == {"flat", "table"}
+
+
 # --- device arrays -------------------------------------------------------------------------------------------
 
 

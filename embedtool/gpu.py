@@ -45,7 +45,6 @@ cuda = None
 
 _WARP = 32
 _INT64_MAX = np.iinfo(np.int64).max
-_INT64_MIN = np.iinfo(np.int64).min
 _MEAN, _MAX = core.BAG_MODES.index("mean"), core.BAG_MODES.index("max")
 #: Bags of more entries are split into pieces of this many, pooled in parallel and then combined (``_pool``).
 _BAG_PIECE = 64

@@ -3,19 +3,23 @@
 For each (vocab, dim, n), float32 weights and uniform int64 indices already on the GPU, every method runs once to
 warm up (compile, allocate), then --runs times, timed with CUDA events; the median is kept. Columns:
 
-- ``copy``: a device-to-device copy of the output's size, GB/s read + written: the bandwidth reference.
-- ``gather``: ``embedding_cuda`` (index check included), GB/s of rows read + output written; ``% copy`` of the
-  reference; ``kernel % copy``: the gather kernel alone (no index check, no launch of the scan);
-  ``vs torch``: torch's ``F.embedding`` time / ours (> 1: embedtool is faster); ``cupy take`` likewise.
-- ``bag``: ``embedding_bag_cuda(mode="sum")`` on bags of 16 entries, GB/s of rows read + output written;
-  ``bag vs torch``: ``F.embedding_bag``'s time / ours.
-- ``host batches``: ``DeviceTable.embed_batches`` on the indices from host memory, in batches of 32 MiB of output,
-  results back in (pinned) host memory: million lookups/s, end to end.
+- ``copy GB/s``: a device-to-device copy of the output's size, read + written: the bandwidth reference.
+- ``% copy``: ``embedding_cuda`` on device arrays, the whole call (index check included), as a share of the copy's
+  speed; ``kernel % copy``: the gather kernel alone (launched directly, no argument checks).
+- ``call us``: the fixed cost of a call: host wall time per call of a 1-row ``embedding_cuda`` on device arrays,
+  calls back to back (the index checks read every ``_Queue.SLOTS`` calls included); ``torch call us`` likewise.
+- ``vs torch``: torch's ``F.embedding`` time / ours (> 1: embedtool is faster); ``vs cupy take`` likewise.
+- ``sum/L``, ``mean/L``: ``embedding_bag_cuda`` on 2-D bags of L = 1, 16 and 512 entries: torch's
+  ``F.embedding_bag`` time / ours.
+- ``host M/s``: ``DeviceTable.embed_batches`` on the indices from host memory, in batches of 32 MiB of output,
+  results back in (pinned) host memory: million lookups/s, end to end; ``cpu M/s``: the CPU path
+  (``embedding(..., device="cpu")``, all cores) on the same host arrays, on the same machine.
 
-Targets: gather >= 80% of the copy bandwidth for D >= 128, and >= 1.0x torch.
+Targets (issue #24): >= 1.0x torch on every gather and bag column, the whole call >= 85% of the copy for D >= 128,
+and <= 30 us fixed cost per call.
 
-    python benchmarks/bench_gpu.py            # the full grid (needs about 50 GB of GPU memory; 30 s on an H200)
-    python benchmarks/bench_gpu.py --quick    # n / 10, a whole run in about two minutes on an H100
+    python benchmarks/bench_gpu.py --runs 5   # the full grid (needs about 50 GB of GPU memory)
+    python benchmarks/bench_gpu.py --quick    # n / 10
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/bench_gpu.py --smoke   # tiny sizes: proves it runs, times meaningless
 """
 
@@ -30,11 +34,13 @@ import types
 import numpy as np
 
 from bench_gather import GRID  # the foundation's grid, the same on CPU and GPU
-from embedtool import config, device, gpu
+from embedtool import config, device, embedding, gpu
 
-SMOKE_GRID = [(50, 8, 96), (20, 3, 48)]  # n: a multiple of BAG
-BAG = 16
+SMOKE_GRID = [(50, 8, 96), (20, 3, 48)]
+BAGS = (1, 16, 512)
+SMOKE_BAGS = (1, 16)  # the simulator is slow; n must hold one bag of each size
 HOST_BATCH_BYTES = 32 << 20
+CALLS = 200  # back-to-back calls per fixed-cost measure
 
 
 def gpu_time(cuda, fn, runs: int) -> float:
@@ -63,47 +69,70 @@ def wall_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def bench_case(cuda, torch, cupy, vocab: int, dim: int, n: int, runs: int, rng) -> dict:
+def call_cost(cuda, fn, calls: int) -> float:
+    """Host seconds per call of ``fn()``, ``calls`` back to back then one synchronisation, after a warm-up."""
+    fn()
+    cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    cuda.synchronize()
+    return (time.perf_counter() - start) / calls
+
+
+def bench_case(cuda, torch, cupy, vocab: int, dim: int, n: int, runs: int, bags: tuple, calls: int, rng) -> dict:
     weight = rng.random((vocab, dim), dtype=np.float32)
     idx = rng.integers(0, vocab, n, dtype=np.int64)
     d_weight, d_idx = cuda.to_device(weight), cuda.to_device(idx)
     d_out = cuda.device_array((n, dim), np.float32)
     d_copy = cuda.device_array((n, dim), np.float32)
-    bags = d_idx.reshape(n // BAG, BAG)
-    d_bag_out = cuda.device_array((n // BAG, dim), np.float32)
-    out_bytes = n * dim * 4
-    moved = 2 * out_bytes  # rows read + output written (the 8-byte indices are left out, as for the copy)
-    bag_moved = out_bytes + d_bag_out.size * 4
+    moved = 2 * n * dim * 4  # rows read + output written (the 8-byte indices are left out, as for the copy)
 
     copy = gpu_time(cuda, lambda: d_copy.copy_to_device(d_out), runs)
     gather = gpu_time(cuda, lambda: gpu.embedding_cuda(d_idx, d_weight, out=d_out), runs)
-    stream = cuda.default_stream()
-    kernel = gpu_time(cuda, lambda: gpu._lookup(d_idx, d_weight, -1, None, 2.0, d_out, stream), runs)
-    bag = gpu_time(cuda, lambda: gpu.embedding_bag_cuda(bags, d_weight, mode="sum", out=d_bag_out), runs)
-    check = min(n // BAG, 1000)  # spot-check the results
-    np.testing.assert_array_equal(d_out[: check * BAG].copy_to_host(), weight[idx[: check * BAG]])
-    expected = weight[idx[: check * BAG]].reshape(check, BAG, dim).sum(axis=1, dtype=np.float64)
-    np.testing.assert_allclose(d_bag_out[:check].copy_to_host(), expected, rtol=1e-5)
+    queue = gpu._default_queue()
+    kernel = gpu_time(cuda, lambda: gpu._lookup(d_idx, d_weight, -1, None, 2.0, d_out, queue, 0), runs)
+    one, one_out = d_idx[:1], d_out[:1]
+    call = call_cost(cuda, lambda: gpu.embedding_cuda(one, d_weight, out=one_out), calls)
+    gpu.check()
+    check = min(n, 16_000)  # spot-check the results
+    np.testing.assert_array_equal(d_out[:check].copy_to_host(), weight[idx[:check]])
     row = {
         "vocab x dim, n": f"{vocab:,} x {dim}, {n:,}",
         "copy GB/s": moved / copy / 1e9,
-        "gather GB/s": moved / gather / 1e9,
         "% copy": 100 * copy / gather,
         "kernel % copy": 100 * copy / kernel,
+        "call us": call * 1e6,
+        "torch call us": float("nan"),
         "vs torch": float("nan"),
         "vs cupy take": float("nan"),
-        "bag GB/s": bag_moved / bag / 1e9,
-        "bag vs torch": float("nan"),
     }
+    t_weight = t_idx = None
     if torch is not None:
         t_weight, t_idx = torch.as_tensor(d_weight, device="cuda"), torch.as_tensor(d_idx, device="cuda")
-        t_bags = t_idx.view(n // BAG, BAG)
         row["vs torch"] = gpu_time(cuda, lambda: torch.nn.functional.embedding(t_idx, t_weight), runs) / gather
-        torch_bag = gpu_time(cuda, lambda: torch.nn.functional.embedding_bag(t_bags, t_weight, mode="sum"), runs)
-        row["bag vs torch"] = torch_bag / bag
+        t_one = t_idx[:1]
+        row["torch call us"] = call_cost(cuda, lambda: torch.nn.functional.embedding(t_one, t_weight), calls) * 1e6
     if cupy is not None:
         c_weight, c_idx, c_out = cupy.asarray(d_weight), cupy.asarray(d_idx), cupy.asarray(d_out)
         row["vs cupy take"] = gpu_time(cuda, lambda: cupy.take(c_weight, c_idx, axis=0, out=c_out), runs) / gather
+    for mode in ("sum", "mean"):
+        for size in bags:
+            count = n // size
+            d_bags = d_idx[: count * size].reshape(count, size)
+            d_pooled = cuda.device_array((count, dim), np.float32)
+            ours = gpu_time(cuda, lambda: gpu.embedding_bag_cuda(d_bags, d_weight, mode=mode, out=d_pooled), runs)
+            gpu.check()
+            checked = min(count, 1000)
+            expected = weight[idx[: checked * size]].reshape(checked, size, dim).sum(axis=1, dtype=np.float64)
+            expected = expected / size if mode == "mean" else expected
+            np.testing.assert_allclose(d_pooled[:checked].copy_to_host(), expected, rtol=1e-5, atol=1e-6)
+            row[f"{mode}/{size}"] = float("nan")
+            if torch is not None:
+                t_bags = t_idx[: count * size].view(count, size)
+                theirs = gpu_time(cuda, lambda: torch.nn.functional.embedding_bag(t_bags, t_weight, mode=mode), runs)
+                row[f"{mode}/{size}"] = theirs / ours
+            del d_pooled
 
     table = gpu.DeviceTable(d_weight)
     batch = max(1, HOST_BATCH_BYTES // (dim * 4))
@@ -113,7 +142,10 @@ def bench_case(cuda, torch, cupy, vocab: int, dim: int, n: int, runs: int, rng) 
         for _ in table.embed_batches(batches):
             pass
 
-    row["host batches M/s"] = n / wall_time(host_batches, max(1, runs // 3)) / 1e6
+    host_runs = max(1, runs // 3)
+    row["host M/s"] = n / wall_time(host_batches, host_runs) / 1e6
+    host_out = np.empty((n, dim), np.float32)
+    row["cpu M/s"] = n / wall_time(lambda: embedding(idx, weight, out=host_out, device="cpu"), host_runs) / 1e6
     return row
 
 
@@ -146,13 +178,14 @@ def main() -> None:
         config.THREADS_PER_BLOCK, config.ROW_BLOCKS_PER_SM, config.FLAT_BLOCKS_PER_SM = 8, 2, 2
     runs = args.runs or (1 if args.smoke else 5 if args.quick else 9)
     grid = SMOKE_GRID if args.smoke else [(v, d, n // 10 if args.quick else n) for v, d, n in GRID]
+    bags, calls = (SMOKE_BAGS, 3) if args.smoke else (BAGS, CALLS)
     rng = np.random.default_rng(0)
     name = getattr(cuda.get_current_device(), "name", "the CUDA simulator")
     name = name.decode() if isinstance(name, bytes) else name
     print(f"device: {name}; median of {runs} runs, float32, uniform int64 indices;"
           f" torch {torch.__version__ if torch else 'without CUDA'}, cupy {cupy.__version__ if cupy else 'absent'}\n")
     for k, (vocab, dim, n) in enumerate(grid):
-        row = bench_case(cuda, torch, cupy, vocab, dim, n, runs, rng)
+        row = bench_case(cuda, torch, cupy, vocab, dim, n, runs, bags, calls, rng)
         if k == 0:
             print("| " + " | ".join(row) + " |")
             print("|" + "---|" * len(row))

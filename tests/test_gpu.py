@@ -214,8 +214,9 @@ def test_bag_per_sample_weights(dtype):
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
 @pytest.mark.parametrize("norm_type", [2.0, 1.0])
-def test_bag_max_norm(mode, norm_type):
-    weight = table(np.float32)
+@pytest.mark.parametrize("dim", [5, 8])
+def test_bag_max_norm(mode, norm_type, dim):
+    weight = table(np.float32, dim=dim)
     idx = np.array([[4, 4, 1], [7, 0, 4]])
     actual = gpu.embedding_bag_cuda(idx, weight, mode=mode, max_norm=2.0, norm_type=norm_type)
     expected = naive.embedding_bag(idx, weight, mode=mode, max_norm=2.0, norm_type=norm_type)
@@ -249,6 +250,65 @@ def test_bag_property(lengths, dim, dtype, mode, padding, seed):
     actual = gpu.embedding_bag_cuda(idx, weight, offsets, mode, padding_idx=padding_idx)
     expected = naive.embedding_bag(idx, weight, offsets, mode, padding_idx=padding_idx)
     assert_matches(actual, expected, exact=mode == "max")
+
+
+@pytest.mark.parametrize("dtype", WEIGHT_DTYPES)
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+@pytest.mark.parametrize("dim", [5, 6])
+def test_long_bags_split_into_pieces_match_reference(monkeypatch, dtype, mode, dim):
+    """Bags longer than a piece are pooled piece by piece and combined in order; empty, padding-only and ragged
+    pieces included. In max mode a NaN leading a bag stays, one leading a later piece does not win. (float32 rows
+    of an even width are read as pairs of columns.)"""
+    monkeypatch.setattr(gpu, "_BAG_PIECE", 3)
+    weight = table(dtype, rows=12, dim=dim)
+    if mode == "max":  # the tolerances of sums do not take NaN
+        weight[10] = np.nan
+    lengths = [0, 1, 3, 4, 7, 10, 3]
+    idx = indices(sum(lengths), 10, seed=3)
+    idx[[1, 4, 5, 6, 8]] = 11  # padding: bag 3's first piece holds only padding
+    idx[[9, 18]] = 10  # bag 4's first counted entry, and the first entry of bag 5's second piece
+    offsets = np.cumsum([0] + lengths[:-1])
+    actual = gpu.embedding_bag_cuda(idx, weight, offsets, mode, padding_idx=11)
+    expected = naive.embedding_bag(idx, weight, offsets, mode, padding_idx=11)
+    assert_matches(actual, expected, exact=mode == "max")
+    if mode == "max":
+        assert np.isnan(actual[4]).all() and not np.isnan(actual[5]).any()
+
+
+@pytest.mark.parametrize("mode", ["sum", "max"])
+def test_split_bags_with_max_norm_weights_and_errors(monkeypatch, mode):
+    monkeypatch.setattr(gpu, "_BAG_PIECE", 2)
+    weight = table(np.float32, dim=6)  # read as pairs of columns
+    idx = indices((3, 5))
+    psw = np.linspace(-2, 2, 15).reshape(3, 5) if mode == "sum" else None
+    actual = gpu.embedding_bag_cuda(idx, weight, mode=mode, per_sample_weights=psw, max_norm=2.0)
+    expected = naive.embedding_bag(idx, weight, mode=mode, per_sample_weights=psw, max_norm=2.0)
+    assert_matches(actual, expected, exact=False)
+    idx[2, 3] = 40
+    with pytest.raises(BadIndexError, match=r"index 40 at position \(2, 3\)"):
+        gpu.embedding_bag_cuda(idx, weight, mode=mode)
+    device_table = gpu.DeviceTable(weight)
+    ((_, pooled),) = device_table.embed_batches([batch(idx[:2])], mode=mode)
+    assert_matches(pooled, naive.embedding_bag(idx[:2], weight, mode=mode), exact=mode == "max")
+
+
+def test_rows_of_bags_upload_no_bounds(monkeypatch):
+    """A 2-D input's bags all have its row length: the kernels compute where each bag (and each piece of a long
+    one) starts, so nothing but the indices goes to the GPU, and max keeps a bag's leading NaN."""
+    monkeypatch.setattr(gpu, "_BAG_PIECE", 3)
+    uploads = []
+    upload = gpu._Queue.upload
+    monkeypatch.setattr(gpu._Queue, "upload", lambda self, name, host: uploads.append(name) or upload(self, name, host))
+    weight = table(np.float32, dim=4)
+    weight[7] = np.nan
+    idx = indices((3, 7), high=7, seed=5)
+    idx[0, 0] = idx[1, 3] = 7  # bag 0 starts with a NaN row; bag 1's second piece does
+    for short in (False, True):
+        bags = idx[:, :3] if short else idx
+        actual = gpu.embedding_bag_cuda(bags, weight, mode="max")
+        assert_matches(actual, naive.embedding_bag(bags, weight, mode="max"), exact=True)
+        assert np.isnan(actual[0]).all() and not np.isnan(actual[1:]).any()
+    assert set(uploads) == {"flat", "table"}
 
 
 # --- device arrays -------------------------------------------------------------------------------------------
@@ -315,8 +375,9 @@ def test_bad_indices_raise_the_cpu_error(idx):
     weight = table()
     expected = cpu_error(lambda: embedtool.embedding(idx, weight))
     assert cpu_error(lambda: gpu.embedding_cuda(idx, weight)) == expected
-    if idx.dtype.kind in "iu":  # the same error from a device array, found on the device
-        assert cpu_error(lambda: gpu.embedding_cuda(cuda.to_device(idx), weight)) == expected
+    if idx.dtype.kind in "iu":  # the same error from a device array, found on the device, raised by check()
+        d_idx = cuda.to_device(idx)
+        assert cpu_error(lambda: (gpu.embedding_cuda(d_idx, weight), gpu.check())) == expected
     if idx.ndim == 2:
         expected = cpu_error(lambda: embedtool.embedding_bag(idx, weight))
         assert cpu_error(lambda: gpu.embedding_bag_cuda(idx, weight)) == expected
@@ -329,6 +390,78 @@ def test_bad_index_names_value_position_and_size_before_writing():
     assert (out == 7).all()
     with pytest.raises(BadIndexError, match=r"index 30 at row 7"):
         gpu.embedding_bag_cuda([[30]], table(), where=lambda flat: "row 7")
+
+
+def test_bad_indices_are_found_when_no_row_is_read():
+    """Rows of width 0 and zero bags gather nothing: a kernel of checks alone still finds the bad index."""
+    empty, idx = np.zeros((20, 0), np.float32), np.array([[1, 30], [2, 3]])
+    assert cpu_error(lambda: gpu.embedding_cuda(idx, empty)) == cpu_error(lambda: embedtool.embedding(idx, empty))
+    expected = cpu_error(lambda: embedtool.embedding_bag(idx, empty, mode="sum"))
+    assert cpu_error(lambda: gpu.embedding_bag_cuda(idx, empty, mode="sum")) == expected
+
+
+def test_kernels_fold_the_first_bad_position_into_the_calls_flag():
+    """The gather and bag kernels check indices themselves (no scan, no wait): the flag gets the first bad flat
+    position, whichever block meets it first, and the good rows are still gathered."""
+    weight = table()
+    idx = indices(40)
+    idx[[5, 22, 37]] = [20, -3, 99]
+    queue = gpu._Queue(cuda.stream())
+    d_idx, d_out = cuda.to_device(idx), cuda.device_array((40, 5), np.float32)
+    gpu._lookup(d_idx, cuda.to_device(weight), -1, None, 2.0, d_out, queue, queue.slot(idx, 20, str))
+    bounds = np.arange(0, 41, 4)
+    d_bags = cuda.device_array((10, 5), np.float32)
+    slot = queue.slot(idx, 20, str)
+    gpu._pool(d_idx, bounds, cuda.to_device(weight), -1, 1.0, 2.0, None, "sum", d_bags, queue, slot)
+    np.testing.assert_array_equal(queue.flags.copy_to_host()[:3], [5, 5, np.iinfo(np.int64).max])
+    good = np.flatnonzero((idx >= 0) & (idx < 20))
+    np.testing.assert_array_equal(d_out.copy_to_host()[good], weight[idx[good]])
+    with pytest.raises(BadIndexError, match=r"^index 20 at 5 is out of range"):
+        queue.raise_first()
+
+
+def test_failed_check_at_the_copy_back_leaves_the_callers_out_untouched():
+    weight = table()
+    out = np.full((2, 5), 7, np.float32)
+    with pytest.raises(BadIndexError, match=r"index 25 at position 1"):
+        gpu.embedding_bag_cuda([0, 25, 3], weight, [0, 1], "max", out=out)
+    assert (out == 7).all()
+    out = np.full((3, 5), 7, np.float32)
+    with pytest.raises(BadIndexError, match=r"index 20 at position 2"):
+        gpu.embedding_cuda(np.array([1, 2, 20]), weight, max_norm=1.0, out=out)
+    assert (out == 7).all()
+    assert gpu.embedding_cuda(np.array([1, 2, 3]), weight, out=out) is out  # the failed check is forgotten
+    np.testing.assert_array_equal(out, weight[[1, 2, 3]])
+
+
+def test_device_resident_result_raises_at_check_not_at_the_call():
+    weight = table()
+    d_idx = cuda.to_device(np.array([[1, 2], [3, 20]]))
+    result = gpu.embedding_cuda(d_idx, weight)  # queued: nothing waits for the GPU
+    assert on_device(result)
+    gpu.embedding_cuda(cuda.to_device(np.array([1])), weight)  # a later good call does not hide it
+    with pytest.raises(BadIndexError, match=r"^index 20 at position \(1, 1\) is out of range"):
+        gpu.check()
+    gpu.check()  # reported once
+    gpu.embedding_bag_cuda(cuda.to_device(np.array([4, -1])), weight, cuda.to_device(np.array([0, 1])), "sum")
+    with pytest.raises(BadIndexError, match=r"^index -1 at position 1 "):  # the next host call waits, so it raises
+        gpu.embedding_cuda([0], weight)
+
+
+def test_unchecked_device_calls_are_bounded(monkeypatch):
+    monkeypatch.setattr(gpu._Queue, "SLOTS", 3)
+    gpu.check()
+    gpu._default_queue.cache_clear()
+    try:
+        weight, bad = table(dim=1), cuda.to_device(np.array([30]))
+        gpu.embedding_cuda(bad, weight)
+        gpu.embedding_cuda(bad[:0], weight)  # no indices: takes no slot
+        gpu.embedding_cuda(cuda.to_device(np.array([1])), weight)
+        gpu.embedding_cuda(cuda.to_device(np.array([2])), weight)
+        with pytest.raises(BadIndexError, match="index 30 at position 0"):  # the fourth waits for the first three
+            gpu.embedding_cuda(cuda.to_device(np.array([3])), weight)
+    finally:
+        gpu._default_queue.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -358,6 +491,38 @@ def test_bad_weight_and_out():
         gpu.embedding_cuda([0], np.zeros((3, 2), np.int32))
     with pytest.raises(InvalidArgumentError, match="out must be a GPU array"):
         gpu.embedding_cuda(cuda.to_device(np.array([0])), table(), out=np.empty((1, 5), np.float32))
+
+
+# --- buffers and launches ------------------------------------------------------------------------------------
+
+
+def test_repeated_calls_allocate_no_device_memory(monkeypatch):
+    """Temporaries (uploaded indices and table, staging output, bounds, row scales) come from the default stream's
+    buffers, and launch sizes from a cache: a second call of the same shapes, or smaller, allocates nothing."""
+    weight = table()
+    idx = indices((4, 3))
+    gpu.embedding_cuda(idx, weight, max_norm=1.0)
+    gpu.embedding_bag_cuda(idx, weight, mode="sum", per_sample_weights=np.ones((4, 3)))
+    allocations = []
+    for name in ("device_array", "to_device"):
+        allocate = getattr(cuda, name)
+        monkeypatch.setattr(cuda, name, lambda *a, allocate=allocate, **k: allocations.append(a) or allocate(*a, **k))
+    hits = gpu._row_config.cache_info().hits
+    actual = gpu.embedding_cuda(idx[:2], weight, max_norm=1.0)
+    pooled = gpu.embedding_bag_cuda(idx, weight, mode="sum", per_sample_weights=np.ones((4, 3)))
+    assert allocations == []
+    assert gpu._row_config.cache_info().hits > hits
+    assert_matches(actual, naive.embedding(idx[:2], weight, max_norm=1.0), exact=False)
+    assert_matches(pooled, naive.embedding_bag(idx, weight, mode="sum"), exact=False)
+    gpu.embedding_cuda(indices((5, 3)), weight)  # larger: the buffers grow
+    assert allocations
+
+
+def test_buffers_above_the_limit_are_not_kept():
+    queue = gpu._Queue(cuda.stream(), keep_bytes=64)
+    small, big = queue.buffer("a", 8, np.int64), queue.buffer("b", (3, 3), np.int64)
+    assert small.shape == (8,) and big.shape == (3, 3) and big.dtype == np.int64
+    assert queue.buffer("a", 4, np.int32).size == 4 and set(queue.buffers) == {"a"}
 
 
 # --- DeviceTable ---------------------------------------------------------------------------------------------

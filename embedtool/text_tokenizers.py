@@ -79,14 +79,19 @@ def load_tokenizer(path):
 def encode_ids(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of each text without special tokens, truncated as the tokenizer truncates: (int64 ids of all
     texts, int64 offsets, one per text + 1)."""
+    return encode_ids_with(tokenizer, texts, {})
+
+
+def encode_ids_with(tokenizer, texts: list[str], known: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``encode_ids``, reusing and filling ``known`` (a word's ids, for one tokenizer and truncation) when the
+    tokenizer encodes words alone: a caller encoding many batches passes the same dict and encodes each word once."""
     if _encodes_words_alone(tokenizer):
-        return _encode_distinct_words(tokenizer, texts)
-    return _encode_lists(tokenizer.encode_batch_fast(texts, add_special_tokens=False))
+        return _encode_distinct_words(tokenizer, texts, known)
+    return _ragged([e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)])
 
 
-def _encode_lists(encodings) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, offsets) of a list of ``Encoding``."""
-    id_lists = [e.ids for e in encodings]  # each .ids access builds a new list
+def _ragged(id_lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, offsets) of lists of ids."""
     offsets = np.zeros(len(id_lists) + 1, np.int64)
     np.cumsum(np.fromiter(map(len, id_lists), np.int64, len(id_lists)), out=offsets[1:])
     ids = np.fromiter(itertools.chain.from_iterable(id_lists), np.int64, int(offsets[-1]))
@@ -135,15 +140,17 @@ def _has_space(text: str) -> bool:
     return any(c.isspace() for c in text)
 
 
-def _encode_distinct_words(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _encode_distinct_words(tokenizer, texts: list[str], known: dict) -> tuple[np.ndarray, np.ndarray]:
     """``encode_ids`` for a tokenizer that ``_encodes_words_alone``: the texts are split at spaces by Arrow, each
-    distinct word is encoded once, and each text's ids are its words' ids, cut to the truncation's ``max_length``."""
+    distinct word not in ``known`` is encoded once, and each text's ids are its words' ids, cut to the truncation's
+    ``max_length`` (a word's own ids may be cut to it too, which leaves the texts' first ``max_length`` the same)."""
     split = pc.split_pattern(pa.array(texts, pa.large_string()), " ")
     words = pc.dictionary_encode(split.flatten())
     codes = words.indices.to_numpy().astype(np.int64)
-    word_ids, word_offsets = _encode_lists(
-        tokenizer.encode_batch_fast(words.dictionary.to_pylist(), add_special_tokens=False)
-    )
+    distinct = words.dictionary.to_pylist()
+    new = [w for w in distinct if w not in known]
+    known.update(zip(new, (e.ids for e in tokenizer.encode_batch_fast(new, add_special_tokens=False))))
+    word_ids, word_offsets = _ragged([known[w] for w in distinct])
     lengths = np.diff(word_offsets)[codes]  # tokens of each word of the texts, in order
     ends = np.cumsum(lengths)
     token_word = np.repeat(np.arange(len(codes)), lengths)

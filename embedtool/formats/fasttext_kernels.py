@@ -5,10 +5,9 @@ layout and the rules these follow."""
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
+
+from ..codegen import prefetch
 
 
 @njit(cache=True, nogil=True)
@@ -43,23 +42,6 @@ def gather_words(buf, starts, ends, offsets, data, counts, types):
         counts[i] = c
         types[i] = np.int8(buf[ends[i] + 9])
     offsets[starts.shape[0]] = at
-
-
-@intrinsic
-def _prefetch(typingctx, array, i, j):
-    """Ask the CPU to start loading the cache line of ``array[i, j]`` (LLVM's prefetch: read, keep in all levels);
-    it changes no value and never faults."""
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1], args[2]])
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return types.void(array, i, j), codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -160,8 +142,8 @@ def subword_vectors(matrix, quantizer, offsets, data, ids, nwords, bucket, minn,
                 if not quantized:
                     for r in range(count):
                         for k in range(0, dim, 16):  # every 64-byte line of the row
-                            _prefetch(matrix, rows[slot, r], k)
-                        _prefetch(matrix, rows[slot, r], dim - 1)
+                            prefetch(matrix, (rows[slot, r], k))
+                        prefetch(matrix, (rows[slot, r], dim - 1))
             if i > first:
                 _sum_rows(matrix, quantizer, rows[(i - 1) % 2], counts[(i - 1) % 2], acc, out[i - 1])
 

@@ -83,7 +83,8 @@ def wordwise_tokenizers(lines):
     """Tokenizers of every part ``encode_ids`` encodes word by word: each model, normalizer and pre-tokenizer."""
     n, p, m, t = tokenizers.normalizers, tokenizers.pre_tokenizers, tokenizers.models, tokenizers.trainers
     specials = ["[UNK]", "[CLS]", "[SEP]"]
-    bert = trained_tokenizer(m.WordPiece(unk_token="[UNK]"), t.WordPieceTrainer(vocab_size=200, special_tokens=specials),
+    bert = trained_tokenizer(m.WordPiece(unk_token="[UNK]"),
+                             t.WordPieceTrainer(vocab_size=200, special_tokens=specials),
                              n.BertNormalizer(lowercase=True), p.BertPreTokenizer(), lines)
     bert.post_processor = tokenizers.processors.BertProcessing(("[SEP]", 2), ("[CLS]", 1))
     bpe = trained_tokenizer(m.BPE(unk_token="[UNK]"), t.BpeTrainer(vocab_size=150, special_tokens=specials),
@@ -92,8 +93,9 @@ def wordwise_tokenizers(lines):
     unigram = trained_tokenizer(m.Unigram(), t.UnigramTrainer(vocab_size=120, special_tokens=["<unk>"],
                                                                unk_token="<unk>"),
                                 n.Sequence([n.NFD(), n.StripAccents()]), p.Whitespace(), lines)
-    level = trained_tokenizer(m.WordLevel(unk_token="[UNK]"), t.WordLevelTrainer(vocab_size=60, special_tokens=specials),
-                              None, p.WhitespaceSplit(), lines)
+    level = trained_tokenizer(m.WordLevel(unk_token="[UNK]"),
+                              t.WordLevelTrainer(vocab_size=60, special_tokens=specials), None,
+                              p.WhitespaceSplit(), lines)
     level.add_tokens(["ab<c>", "xyz"])
     return {"bert-wordpiece": bert, "nfkc-bpe": bpe, "nfd-unigram": unigram, "wordlevel-added": level}
 

@@ -8,12 +8,16 @@ without a Python step per line (four times faster than the pre-tokenizer called 
 library.
 
 ``tokenizer.json`` files need the ``tokenizers`` library (the optional extra ``embedtool[text]``); it is imported
-only when one is loaded. ``encode_ids`` encodes a batch with ``encode_batch``, which runs on all cores.
+only when one is loaded. ``encode_ids`` encodes a batch with ``encode_batch_fast``, which runs on all cores, and
+for the tokenizers that encode each space-separated word on its own (``_encodes_words_alone``) it encodes each
+distinct word once and assembles the texts from them: the Rust tokenizer spends microseconds per character
+normalising and splitting, and real text repeats its words.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -73,12 +77,93 @@ def load_tokenizer(path):
 
 
 def encode_ids(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of each text without special tokens: (int64 ids of all texts, int64 offsets, one per text + 1)."""
-    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # the fast one skips char offsets
-    id_lists = [e.ids for e in encode(texts, add_special_tokens=False)]  # each .ids access builds a new list
+    """Token ids of each text without special tokens, truncated as the tokenizer truncates: (int64 ids of all
+    texts, int64 offsets, one per text + 1)."""
+    return encode_ids_with(tokenizer, texts, {})
+
+
+def encode_ids_with(tokenizer, texts: list[str], known: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``encode_ids``, reusing and filling ``known`` (a word's ids, for one tokenizer and truncation) when the
+    tokenizer encodes words alone: a caller encoding many batches passes the same dict and encodes each word once."""
+    if _encodes_words_alone(tokenizer):
+        return _encode_distinct_words(tokenizer, texts, known)
+    return _ragged([e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)])
+
+
+def _ragged(id_lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, offsets) of lists of ids."""
     offsets = np.zeros(len(id_lists) + 1, np.int64)
     np.cumsum(np.fromiter(map(len, id_lists), np.int64, len(id_lists)), out=offsets[1:])
     ids = np.fromiter(itertools.chain.from_iterable(id_lists), np.int64, int(offsets[-1]))
+    return ids, offsets
+
+
+# Tokenizer parts that never join or change characters across a space (U+0020), so that a text's tokens are its
+# space-separated words' tokens one after the other. Normalizers act on each character (Unicode normalization
+# never composes across a space, a starter); these pre-tokenizers drop whitespace and never make a piece that spans
+# it; these models tokenize each piece alone; these post-processors add nothing without special tokens.
+_WORDWISE_NORMALIZERS = {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"}
+_SPLITTING_PRE_TOKENIZERS = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
+_WORDWISE_PRE_TOKENIZERS = _SPLITTING_PRE_TOKENIZERS | {"Digits", "Punctuation"}
+_WORDWISE_MODELS = {"WordPiece", "WordLevel", "Unigram", "BPE"}
+_EMPTY_POST_PROCESSORS = {"BertProcessing", "RobertaProcessing", "TemplateProcessing", "ByteLevel"}
+
+
+def _encodes_words_alone(tokenizer) -> bool:
+    """Whether encoding a text gives the same ids as encoding its space-separated words one by one (then truncating
+    the whole): checked on the tokenizer's configuration, each part against the lists above."""
+    def parts(component, key):
+        if component is None:
+            return []
+        state = json.loads(component.__getstate__())
+        return state[key] if state["type"] == "Sequence" else [state]
+
+    normalizers = parts(tokenizer.normalizer, "normalizers")
+    pre_tokenizers = parts(tokenizer.pre_tokenizer, "pretokenizers")
+    post = tokenizer.post_processor
+    truncation = tokenizer.truncation
+    return (
+        all(n["type"] in _WORDWISE_NORMALIZERS for n in normalizers)
+        and any(p["type"] in _SPLITTING_PRE_TOKENIZERS for p in pre_tokenizers)
+        and all(p["type"] in _WORDWISE_PRE_TOKENIZERS and p.get("behavior", "Isolated") == "Isolated"
+                for p in pre_tokenizers)
+        and type(tokenizer.model).__name__ in _WORDWISE_MODELS
+        and getattr(tokenizer.model, "dropout", None) is None
+        and (post is None or json.loads(post.__getstate__())["type"] in _EMPTY_POST_PROCESSORS)
+        and tokenizer.padding is None
+        and (truncation is None or (truncation["stride"] == 0 and truncation["direction"] == "right"))
+        and not any(_has_space(t.content) for t in tokenizer.get_added_tokens_decoder().values())
+    )
+
+
+def _has_space(text: str) -> bool:
+    return any(c.isspace() for c in text)
+
+
+def _encode_distinct_words(tokenizer, texts: list[str], known: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``encode_ids`` for a tokenizer that ``_encodes_words_alone``: the texts are split at spaces by Arrow, each
+    distinct word not in ``known`` is encoded once, and each text's ids are its words' ids, cut to the truncation's
+    ``max_length`` (a word's own ids may be cut to it too, which leaves the texts' first ``max_length`` the same)."""
+    split = pc.split_pattern(pa.array(texts, pa.large_string()), " ")
+    words = pc.dictionary_encode(split.flatten())
+    codes = words.indices.to_numpy().astype(np.int64)
+    distinct = words.dictionary.to_pylist()
+    new = [w for w in distinct if w not in known]
+    known.update(zip(new, (e.ids for e in tokenizer.encode_batch_fast(new, add_special_tokens=False))))
+    word_ids, word_offsets = _ragged([known[w] for w in distinct])
+    lengths = np.diff(word_offsets)[codes]  # tokens of each word of the texts, in order
+    ends = np.cumsum(lengths)
+    token_word = np.repeat(np.arange(len(codes)), lengths)
+    ids = word_ids[(word_offsets[codes] - (ends - lengths))[token_word] + np.arange(len(token_word))]
+    word_bounds = split.offsets.to_numpy().astype(np.int64)
+    offsets = np.concatenate([[0], ends])[word_bounds - word_bounds[0]]
+    truncation = tokenizer.truncation
+    if truncation is not None:  # keep the first max_length tokens of each text
+        counts = np.diff(offsets)
+        position = np.arange(len(ids)) - np.repeat(offsets[:-1], counts)
+        ids = ids[position < truncation["max_length"]]
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(np.minimum(counts, truncation["max_length"]), out=offsets[1:])
     return ids, offsets
 
 

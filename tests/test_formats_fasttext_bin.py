@@ -241,3 +241,29 @@ def test_missing_file_is_one_line(tmp_path):
 
 def test_magic_constant_is_fasttexts(good_bytes):
     assert struct.unpack_from("<i", good_bytes, 0)[0] == MAGIC
+
+
+def test_bucket_of_is_the_integer_remainder_for_every_32_bit_hash():
+    from numba import njit
+
+    from embedtool.formats.fasttext_kernels import bucket_of
+
+    @njit
+    def remainders(hashes, bucket):
+        return np.array([bucket_of(h, bucket, 1.0 / bucket) for h in hashes])
+
+    rng = np.random.default_rng(0)
+    edges = np.array([0, 1, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1], np.int64)
+    for bucket in (1, 2, 3, 2000, 2_000_000, 10_000_019, 2**31 - 1):
+        near = np.clip(np.arange(1, 2**32 // bucket + 1, max(1, 2**32 // bucket // 1000)) * bucket, 0, 2**32 - 1)
+        hashes = np.concatenate([edges, near - 1, near, rng.integers(0, 2**32, 10000)]).clip(0, 2**32 - 1)
+        np.testing.assert_array_equal(remainders(hashes, bucket), hashes % bucket)
+
+
+def test_many_words_per_parallel_task_equal_fasttext(trained):
+    """Thousands of words: each parallel task pipelines many words (hashing the next while summing this one)."""
+    path, model = trained
+    rng = random.Random(2)
+    words = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 14))) for _ in range(5000)]
+    expected = np.array([model.get_word_vector(w) for w in words])
+    assert np.array_equal(load_fasttext_bin(path).word_vectors(words), expected)

@@ -200,3 +200,16 @@ def test_mapping_out_of_range(saved, wordpiece):
 def test_bad_tokenizer(saved):
     (saved / "tokenizer.json").write_text("[]")
     assert "tokenizer.json: not a readable tokenizer.json" in one_line(saved)
+
+
+def test_small_batches_reuse_words_tokenized_before(tmp_path, texts, wordpiece):
+    """encode tokenizes each distinct word once across its batches: any batch size and max_length give model2vec's
+    vectors (words seen in an earlier batch come from that batch's tokenization)."""
+    path = make_model(tmp_path / "m", wordpiece, "float32", True, False)
+    reference = model2vec.StaticModel.from_pretrained(str(path))
+    model = load_static_model(path)
+    for max_length in (None, 3, 512):
+        expected = reference.encode(texts, max_length=max_length)
+        for batch_size in (1, 7, 1000):
+            np.testing.assert_allclose(model.encode(texts, max_length=max_length, batch_size=batch_size), expected,
+                                       rtol=1e-5, atol=1e-7)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..codegen import prefetch
+
 
 @njit(cache=True, nogil=True)
 def scan_entries(buf, pos, size):
@@ -43,16 +45,31 @@ def gather_words(buf, starts, ends, offsets, data, counts, types):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _byte(data, s, length, j):
-    """Byte ``j`` of ``"<" + data[s:s + length - 2] + ">"``."""
-    return 60 if j == 0 else (62 if j == length - 1 else data[s + j - 1])
+def _continuation(x):
+    """Whether the sign-extended byte ``x`` is a UTF-8 continuation byte (0b10xxxxxx)."""
+    return (x & 0xFFFFFFC0) == 0xFFFFFF80
 
 
-@njit(cache=True, nogil=True)
-def _rows_of_word(data, s, e, row, nwords, bucket, minn, maxn, pruned, kept, kept_rows, rows):
+@njit(cache=True, nogil=True, inline="always")
+def bucket_of(h, bucket, inverse):
+    """``h % bucket`` for ``0 <= h < 2**32`` and ``inverse = 1.0 / bucket``, without an integer division (the
+    hashing's slowest step): ``h * inverse`` in float64 is within one of the quotient, so one correction is exact."""
+    b = h - np.int64(np.float64(h) * inverse) * bucket
+    if b < 0:
+        b += bucket
+    elif b >= bucket:
+        b -= bucket
+    return b
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rows_of_word(data, s, e, row, nwords, bucket, inverse, minn, maxn, pruned, kept, kept_rows, chars, rows):
     """The matrix rows fastText's ``getWordVector`` averages for the word ``data[s:e]`` (``row`` its id or -1),
     in fastText's order, written to ``rows``; returns how many. With ``pruned``, an n-gram's bucket must be one of
-    ``kept`` (sorted), and its row is ``nwords`` + the matching ``kept_rows``; others add nothing."""
+    ``kept`` (sorted), and its row is ``nwords`` + the matching ``kept_rows``; others add nothing.
+
+    ``chars`` (room for the word + 2) receives ``<word>``'s bytes sign-extended to 32 bits, as FNV-1a xors them in.
+    """
     count = 0
     if row >= 0:
         rows[0] = row
@@ -60,22 +77,26 @@ def _rows_of_word(data, s, e, row, nwords, bucket, minn, maxn, pruned, kept, kep
     if e - s == 4 and data[s] == 60 and data[s + 1] == 47 and data[s + 2] == 115 and data[s + 3] == 62:
         return count  # </s> has no n-grams
     length = e - s + 2
+    chars[0] = 60
+    for j in range(e - s):
+        c = np.int64(data[s + j])
+        chars[j + 1] = (c | 0xFFFFFF00) if c >= 128 else c  # int8(byte) sign-extended
+    chars[length - 1] = 62
     for i in range(length):
-        if (_byte(data, s, length, i) & 0xC0) == 0x80:
+        if _continuation(chars[i]):
             continue
         h = np.int64(2166136261)
         j = i
         for n in range(1, maxn + 1):
             if j >= length:
                 break
-            while True:  # one character: its first byte, then its continuation bytes
-                c = np.int64(_byte(data, s, length, j))
-                h = ((h ^ ((c | 0xFFFFFF00) if c >= 128 else c)) * 16777619) & 0xFFFFFFFF  # int8(byte) sign-extended
+            h = ((h ^ chars[j]) * 16777619) & 0xFFFFFFFF  # one character: its first byte, then its continuation bytes
+            j += 1
+            while j < length and _continuation(chars[j]):
+                h = ((h ^ chars[j]) * 16777619) & 0xFFFFFFFF
                 j += 1
-                if j >= length or (_byte(data, s, length, j) & 0xC0) != 0x80:
-                    break
             if n >= minn and not (n == 1 and (i == 0 or j == length)):
-                b = h % bucket
+                b = bucket_of(h, bucket, inverse)
                 if pruned:
                     at = np.searchsorted(kept, b)
                     if at == kept.shape[0] or kept[at] != b:
@@ -90,36 +111,61 @@ def _rows_of_word(data, s, e, row, nwords, bucket, minn, maxn, pruned, kept, kep
 def subword_vectors(matrix, quantizer, offsets, data, ids, nwords, bucket, minn, maxn, pruned, most, out):
     """``out[i]`` = the vector of word ``i`` (``data[offsets[i]:offsets[i+1]]``), words in parallel.
 
-    The rows of a word are hashed first and summed after, so that their loads do not wait on the hashing; the sum
-    runs in float32 in fastText's order and is scaled by ``float32(1 / count)`` as fastText's ``Vector::mul``.
-    ``quantizer`` (a ``Quantizer``'s arrays) is used instead of ``matrix`` when it has codes.
+    The sum is bound by random reads of the matrix rows (misses in every cache for a large model), so each task
+    hashes word ``i + 1`` and prefetches its rows before it sums word ``i``: the loads of the next word overlap the
+    sums of this one. The sum runs in float32 in fastText's order and is scaled by ``float32(1 / count)`` as
+    fastText's ``Vector::mul``. ``quantizer`` (a ``Quantizer``'s arrays) is used instead of ``matrix`` when it has
+    codes.
     """
     codes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, kept, kept_rows = quantizer
     quantized = codes.shape[0] > 0
     n = offsets.shape[0] - 1
     dim = out.shape[1]
+    inverse = 1.0 / bucket
+    longest = 0
+    for i in range(n):
+        longest = max(longest, offsets[i + 1] - offsets[i])
     ntasks = 256
     chunk = (n + ntasks - 1) // ntasks
     for t in prange(ntasks):
         acc = np.empty(dim, np.float32)
-        rows = np.empty(most, np.int64)
-        for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            count = _rows_of_word(data, offsets[i], offsets[i + 1], ids[i], nwords, bucket, minn, maxn, pruned, kept,
-                                  kept_rows, rows)
-            acc[:] = 0
-            for r in range(count):
-                row = rows[r]
-                if quantized:  # fastText's QuantMatrix::addRowToVector and ProductQuantizer::addcode
-                    alpha = norm_centroids[norm_codes[row]] if norm_codes.shape[0] else np.float32(1)
-                    for m in range(nsubq):
-                        code = np.int64(codes[row, m])
-                        base, d = (m * 256 * dsub + code * lastdsub, lastdsub) if m == nsubq - 1 else (
-                            (m * 256 + code) * dsub, dsub)
-                        for k in range(d):
-                            acc[m * dsub + k] += alpha * centroids[base + k]
-                else:
-                    for k in range(dim):
-                        acc[k] += matrix[row, k]
-            scale = np.float32(1.0 / count) if count else np.float32(0)
-            for k in range(dim):
-                out[i, k] = acc[k] * scale
+        chars = np.empty(longest + 2, np.int64)
+        rows = np.empty((2, most), np.int64)  # word i's rows in rows[i % 2]
+        counts = np.zeros(2, np.int64)
+        first, last = t * chunk, min(n, (t + 1) * chunk)
+        for i in range(first, last + 1):
+            if i < last:
+                slot = i % 2
+                count = _rows_of_word(data, offsets[i], offsets[i + 1], ids[i], nwords, bucket, inverse, minn, maxn,
+                                      pruned, kept, kept_rows, chars, rows[slot])
+                counts[slot] = count
+                if not quantized:
+                    for r in range(count):
+                        for k in range(0, dim, 16):  # every 64-byte line of the row
+                            prefetch(matrix, (rows[slot, r], k))
+                        prefetch(matrix, (rows[slot, r], dim - 1))
+            if i > first:
+                _sum_rows(matrix, quantizer, rows[(i - 1) % 2], counts[(i - 1) % 2], acc, out[i - 1])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sum_rows(matrix, quantizer, rows, count, acc, out):
+    """``out`` = the mean of the matrix rows ``rows[:count]``, summed in float32 in order (zeros for none)."""
+    codes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, kept, kept_rows = quantizer
+    acc[:] = 0
+    for r in range(count):
+        row = rows[r]
+        if codes.shape[0] > 0:  # fastText's QuantMatrix::addRowToVector and ProductQuantizer::addcode
+            alpha = norm_centroids[norm_codes[row]] if norm_codes.shape[0] else np.float32(1)
+            for m in range(nsubq):
+                code = np.int64(codes[row, m])
+                base, d = (m * 256 * dsub + code * lastdsub, lastdsub) if m == nsubq - 1 else (
+                    (m * 256 + code) * dsub, dsub)
+                for k in range(d):
+                    acc[m * dsub + k] += alpha * centroids[base + k]
+        else:
+            for k in range(acc.shape[0]):
+                acc[k] += matrix[row, k]
+    scale = np.float32(1.0 / count) if count else np.float32(0)
+    for k in range(acc.shape[0]):
+        out[k] = acc[k] * scale

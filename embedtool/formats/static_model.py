@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from ..arrays import as_strings
 from ..errors import InputFormatError, InvalidArgumentError, in_file
-from ..text_tokenizers import encode_ids, load_tokenizer
+from ..text_tokenizers import encode_ids_with, load_tokenizer
 from .base import LoadOptions, ReadResult, WeightFormat
 from .safetensors import safetensors_header
 
@@ -69,16 +69,17 @@ class StaticModel:
 
     def tokenize(self, texts, max_length=_UNSET) -> tuple[np.ndarray, np.ndarray]:
         """model2vec's token ids of each text, unknown tokens dropped: (int64 ids, int64 offsets, one per text + 1)."""
-        return self._tokenize(_texts(texts), self.max_length if max_length is _UNSET else max_length)
+        return self._tokenize(_texts(texts), self.max_length if max_length is _UNSET else max_length, {})
 
-    def _tokenize(self, texts: list[str], max_length: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _tokenize(self, texts: list[str], max_length: int | None, known: dict) -> tuple[np.ndarray, np.ndarray]:
+        """``tokenize``; ``known`` is ``encode_ids_with``'s, for one ``max_length``."""
         if max_length is None:
             self.tokenizer.no_truncation()
         else:
             cut = max_length * self.median_token_length
             texts = [t[:cut] for t in texts]
             self.tokenizer.enable_truncation(max_length)
-        ids, offsets = encode_ids(self.tokenizer, texts)
+        ids, offsets = encode_ids_with(self.tokenizer, texts, known)
         if self.unk_id is not None:
             keep = ids != self.unk_id
             if not keep.all():
@@ -95,8 +96,9 @@ class StaticModel:
         normalize = self.normalize if normalize is None else normalize
         max_length = self.max_length if max_length is _UNSET else max_length
         out = np.empty((len(texts), self.table.shape[1]), self.dtype)
+        known = {}  # each distinct word is tokenized once across the batches
         for start in range(0, len(texts), batch_size):
-            ids, offsets = self._tokenize(texts[start : start + batch_size], max_length)
+            ids, offsets = self._tokenize(texts[start : start + batch_size], max_length, known)
             pooled = embedding_bag(ids, self.table, offsets, include_last_offset=True, mode="mean")
             pooled = pooled.astype(self.dtype, copy=False)  # model2vec rounds the mean to its dtype first
             if normalize:  # model2vec's own expression, so that the float32 norm rounds the same

@@ -13,7 +13,7 @@ from embedtool import formats
 from embedtool.errors import InputFormatError, InvalidArgumentError
 from embedtool.formats.base import LoadOptions, SaveOptions
 from embedtool.vectors import load_vectors, save_vectors
-from test_vectors import same_bits, table
+from helpers import one_line_error, run, same_bits, table
 
 
 def test_registry_imports_no_numba():
@@ -91,3 +91,9 @@ def test_compressed_output(tmp_path, suffix, magic):
     path = save_vectors(original, tmp_path / f"v{suffix}")
     assert path.read_bytes().startswith(magic)
     same_bits(load_vectors(path).matrix, original.matrix)
+
+
+def test_fasttext_bin_model_says_what_it_is(tmp_path):
+    path = tmp_path / "cc.en.300.bin"
+    path.write_bytes((793712314).to_bytes(4, "little") + (12).to_bytes(4, "little") + bytes(64))
+    one_line_error(run("info", path), "a fastText .bin model, not supported yet")

@@ -1,6 +1,7 @@
 """What several test files share: the CLI run in this process and as the installed command, the checks of the
 one-line error contract, and small weight tables with awkward values."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
+from embedtool import atomic
 from embedtool.vectors import Vectors
 from embedtool_cli.app import app
 
@@ -75,3 +77,12 @@ def sparse_npy(path: Path, rows: int, dim: int) -> Path:
         np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (rows, dim)})
         f.truncate(f.tell() + rows * dim * 4)
     return path
+
+
+def tmpfile_supported(directory) -> bool:
+    """Whether ``directory`` takes unnamed (O_TMPFILE) files and atomic.py uses them."""
+    try:
+        os.close(os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except (AttributeError, OSError):
+        return False
+    return atomic._ANONYMOUS

@@ -1,6 +1,8 @@
-"""Fixtures shared by test files."""
+"""Fixtures shared by test files (plain helpers: helpers.py)."""
 
 import pytest
+
+from helpers import SAMPLE
 
 
 @pytest.fixture(scope="module", params=["kernels", "python"])
@@ -14,3 +16,11 @@ def both_paths(request):
     small.SMALL_WORK = small.SMALL_TEXT = small.SMALL_VOCAB = limit
     yield request.param
     small.SMALL_WORK, small.SMALL_TEXT, small.SMALL_VOCAB = saved
+
+
+@pytest.fixture
+def glove(tmp_path):
+    """A copy of sample_data/glove.txt (144 x 16 GloVe text, no header) that a test may change."""
+    path = tmp_path / "glove.txt"
+    path.write_bytes(SAMPLE.read_bytes())
+    return path

@@ -1,42 +1,17 @@
-"""``embedtool convert`` and ``embedtool lookup`` driven as a user would: exit codes, the exact one-line errors,
-nothing left behind on failure, and ``info``/``embed`` reading every weight format."""
+"""``embedtool convert`` driven as a user would: exit codes, the exact one-line errors, nothing left behind on
+failure, and ``info``/``embed`` reading every weight format. ``lookup``: test_cli_lookup.py."""
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from embedtool import formats
 from embedtool.vectors import Vectors, load_vectors, save_vectors
-from embedtool_cli.app import app
 from embedtool_cli.weights import Format
-
-runner = CliRunner()
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "glove.txt"
-EMBEDTOOL = Path(sys.executable).with_name("embedtool")
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def failed(result, message: str) -> None:
-    """Exit status 1, nothing on stdout, exactly ``Error: message`` on stderr."""
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    assert result.stderr == f"Error: {message}\n"
-
-
-@pytest.fixture
-def glove(tmp_path):
-    path = tmp_path / "glove.txt"
-    path.write_bytes(SAMPLE.read_bytes())
-    return path
-
+from helpers import EMBEDTOOL, SAMPLE, failed, run
 
 def test_convert_text_to_the_store_and_look_up(tmp_path, glove):
     result = run("convert", glove, tmp_path / "g.arrow")
@@ -146,44 +121,6 @@ def test_usage_errors_are_exit_2(tmp_path, glove):
     assert run("convert", glove, tmp_path / "v.arrow", "--from", "csv").exit_code == 2
     assert run("convert", glove, tmp_path / "v.arrow", "--limit", "-1").exit_code == 2
     assert not (tmp_path / "v.arrow").exists()
-
-
-def test_lookup_prints_ids_and_vectors(glove):
-    result = run("lookup", glove, "the", ". . .")
-    assert result.exit_code == 0, result.output
-    the, dots = result.stdout.splitlines()
-    v = load_vectors(glove)
-    assert the.split("\t")[:2] == ["the", "1"] and dots.split("\t")[:2] == [". . .", "143"]
-    np.testing.assert_array_equal(np.array(the.split("\t")[2].split(), np.float32), v.matrix[1])
-    assert the.split("\t")[2].split()[:2] == ["0.34078562", "-0.055875845"]
-
-
-def test_lookup_reports_unknown_tokens_and_exits_1(glove):
-    result = run("lookup", glove, "the", "zzz", "qqq")
-    assert result.exit_code == 1
-    assert result.stdout.startswith("the\t1\t") and len(result.stdout.splitlines()) == 1
-    assert result.stderr == "Error: not in the vocabulary: 'zzz', 'qqq'\n"
-
-
-def test_lookup_json(glove):
-    result = run("lookup", glove, "of", "zzz", "--json")
-    assert result.exit_code == 1
-    rows = json.loads(result.stdout)
-    v = load_vectors(glove)
-    assert rows[0]["token"] == "of" and rows[0]["id"] == 2
-    np.testing.assert_array_equal(np.array(rows[0]["vector"], np.float32), v.matrix[2])
-    assert rows[1] == {"token": "zzz", "id": None, "vector": None}
-
-
-def test_lookup_by_row_id_without_a_vocab(tmp_path):
-    save_vectors(np.arange(6, dtype=np.float16).reshape(3, 2), tmp_path / "w.npy")
-    result = run("lookup", tmp_path / "w.npy", "2", "0")
-    assert result.exit_code == 0 and result.stdout == "2\t2\t4 5\n0\t0\t0 1\n"
-    result = run("lookup", tmp_path / "w.npy", "7")
-    assert result.exit_code == 1 and result.stderr == "Error: not in the table (3 rows): '7'\n"
-    for word in ("hello", "\u00b2"):
-        failed(run("lookup", tmp_path / "w.npy", word),
-               f"{tmp_path / 'w.npy'} has no tokens: give row ids, or a vocab with --vocab")
 
 
 def test_info_and_embed_read_text_and_the_store(tmp_path, glove):

@@ -1,13 +1,15 @@
-"""Help text as a user reads it, and what ``-q`` leaves on stderr."""
+"""Help text as a user reads it, ``--version``, what ``-q`` leaves on stderr, and that help never loads numba."""
 
 import re
+import subprocess
+import sys
 
 import click
-import numpy as np
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
+import embedtool
 from embedtool_cli.app import app
 
 runner = CliRunner()
@@ -70,3 +72,22 @@ def test_every_command_that_reads_weights_takes_the_weight_options(command):
     for option in ("--from", "--vocab", "--tensor", "--encoding", "--errors", "--on-bad-row", "--allow-nonfinite",
                    "--duplicates"):
         assert option in shown, (command, option)
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"embedtool {embedtool.__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["embed", "--help"], ["info", "--help"]])
+def test_help_does_not_import_numba(argv):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['embedtool', *{argv!r}]\n"
+        "from embedtool_cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('NUMBA' if 'numba' in sys.modules else 'CLEAN', file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().endswith("CLEAN")
+    assert "Usage" in proc.stdout

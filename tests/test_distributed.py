@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from embedtool.errors import EmbedtoolError
+from embedtool.errors import EmbedtoolError, InputFormatError
 from embedtool.vectors import Vectors, save_vectors
 from embedtool_cli.app import app
 
@@ -187,3 +187,11 @@ def test_dask_is_not_imported_without_scheduler(data, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_dask_workers_load_the_weights_with_the_weight_options(tmp_path):
+    (tmp_path / "g.dat").write_text("a 1 2\nbad row x\nb 3 4\n")
+    vectors = dist._worker_vectors(str(tmp_path / "g.dat"), {"format": "glove", "on_bad_row": "skip"})
+    assert vectors.tokens.to_pylist() == ["a", "b"] and vectors.metadata["skipped_rows"] == 1
+    with pytest.raises(InputFormatError, match="g.dat:2"):  # other options: loaded again, not the cached table
+        dist._worker_vectors(str(tmp_path / "g.dat"), {"format": "glove"})

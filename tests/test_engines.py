@@ -216,14 +216,6 @@ def test_vector_type_changes_types_not_values(tmp_path, shape):
         assert json.loads(fixed.schema.metadata[b"embedtool.vector_type"]) == "fixed"
 
 
-def test_list_vectors_share_the_values_buffer():
-    values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    array = writers.embedding_array(values, "list")
-    array.validate(full=True)
-    assert array.to_pylist() == values.tolist()
-    assert array.values.values.buffers()[1].address == values.ctypes.data
-
-
 def test_output_schema_is_embed_tables_schema(data):
     vectors = embedtool.load_vectors(data / "glove.arrow")
     table = pq.read_table(data / "all.parquet")

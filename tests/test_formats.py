@@ -13,7 +13,7 @@ from embedtool import formats
 from embedtool.errors import InputFormatError, InvalidArgumentError
 from embedtool.formats.base import LoadOptions, SaveOptions
 from embedtool.vectors import load_vectors, save_vectors
-from test_vectors import same_bits, table
+from helpers import one_line_error, run, same_bits, table
 
 
 def test_registry_imports_no_numba():
@@ -107,3 +107,9 @@ def test_arrow_vector_column_read_from_a_slice_as_flatten_reads_it(list_type):
         assert matrix.shape[0] == part.num_rows
         np.testing.assert_array_equal(matrix.reshape(-1), part.column("vector").combine_chunks().flatten().to_numpy())
         assert tokens.to_pylist() == part.column("token").to_pylist()
+
+
+def test_a_garbled_fasttext_bin_model_is_read_as_one_and_named(tmp_path):
+    path = tmp_path / "cc.en.300.bin"
+    path.write_bytes((793712314).to_bytes(4, "little") + (12).to_bytes(4, "little") + bytes(64))
+    one_line_error(run("info", path), "cc.en.300.bin: not a readable fastText .bin model: it ends inside its header, at byte 72")

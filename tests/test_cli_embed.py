@@ -1,4 +1,5 @@
-"""The ``embed``, ``info`` and ``--version`` commands, driven as a user would (CliRunner and a real subprocess)."""
+"""``embedtool embed`` driven as a user would (CliRunner and a real subprocess): Arrow output, bad input and
+the output file."""
 
 import json
 import os
@@ -78,27 +79,6 @@ def test_embed_max_norm_equals_api(files):
     expected = embedtool.embedding(indices, weight, max_norm=1.0, norm_type=float("inf"))
     np.testing.assert_array_equal(embeddings(read_arrow(out)), expected)
     assert "lookups" in result.output  # the summary (stderr; CliRunner mixes it in)
-
-
-def test_info_json(files):
-    tmp_path, weight, _ = files
-    weight[4] = 0
-    weight[7, 2] = np.nan
-    np.save(tmp_path / "w.npy", weight)
-    result = runner.invoke(app, ["info", str(tmp_path / "w.npy"), "--json", "--stats"])
-    assert result.exit_code == 0, result.output
-    stats = json.loads(result.stdout)
-    finite = np.delete(weight, 7, axis=0)
-    norms = np.linalg.norm(finite.astype(np.float64), axis=1)
-    assert stats["rows"] == 50 and stats["dim"] == 6 and stats["dtype"] == "float32" and stats["bytes"] == 1200
-    assert stats["zero_rows"] == 1 and stats["nonfinite_rows"] == 1
-    assert stats["norm_min"] == pytest.approx(norms.min()) and stats["norm_max"] == pytest.approx(norms.max())
-    assert stats["norm_mean"] == pytest.approx(norms.mean())
-
-
-def test_version():
-    result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.stdout.strip() == f"embedtool {embedtool.__version__}"
 
 
 # ---- bad input: exit 1, one line naming file, value and position, no traceback, no output file.
@@ -213,15 +193,3 @@ def test_installed_entry_point(files):
     assert bad.returncode == 1 and bad.stderr == "Error: missing.npy: no such file\n" and bad.stdout == ""
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["embed", "--help"], ["info", "--help"]])
-def test_help_does_not_import_numba(argv):
-    code = (
-        "import sys\n"
-        f"sys.argv = ['embedtool', *{argv!r}]\n"
-        "from embedtool_cli.app import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('NUMBA' if 'numba' in sys.modules else 'CLEAN', file=sys.stderr)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stderr.strip().endswith("CLEAN")
-    assert "Usage" in proc.stdout

@@ -16,8 +16,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, From, MaxLength,
-                      Normalize, OnBadRow, OnBadRowOpt, Tensor, Vocab, WeightsArg, load_options, model_options)
+from .weights import MaxLength, Normalize, WeightsArg, model_options, weight_options
 
 
 class _Group(TyperGroup):
@@ -153,7 +152,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no 
 Progress = Annotated[bool, typer.Option("--progress", help="Show the progress bar even when stderr is not a terminal.")]
 
 
-def _run(weights, input, output, quiet, progress, scheduler, weight_options: dict, **options) -> None:
+def _run(weights, input, output, quiet, progress, scheduler, loading: dict, **options) -> None:
     """Run the pipeline (on Dask with ``--scheduler``) and report on stderr: notes (data left out, a fallback)
     always; the OOV counts and the summary, which report progress, unless --quiet."""
     show = False if quiet else (True if progress else None)
@@ -164,12 +163,12 @@ def _run(weights, input, output, quiet, progress, scheduler, weight_options: dic
     if scheduler is None:
         from embedtool.pipeline import embed_path
 
-        summary = embed_path(weights, input, output, progress=show, weight_options=weight_options, **options)
+        summary = embed_path(weights, input, output, progress=show, weight_options=loading, **options)
     else:
         from embedtool.distributed import embed_on_scheduler
 
         summary = embed_on_scheduler(scheduler, weights, input, output, progress=show,
-                                     weight_options=weight_options, **options)
+                                     weight_options=loading, **options)
     for note in summary.notes:
         typer.echo(f"Note: {note}", err=True)
     if quiet:
@@ -180,6 +179,7 @@ def _run(weights, input, output, quiet, progress, scheduler, weight_options: dic
 
 
 @app.command()
+@weight_options
 def embed(
     weights: WeightsArg,
     input: InputArg,
@@ -206,14 +206,7 @@ def embed(
     resume: Resume = False,
     quiet: Quiet = False,
     progress: Progress = False,
-    from_: From = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
+    loading: dict = None,  # the weight options, in their place (weight_options)
     max_length: MaxLength = None,
 ):
     """Embed every sequence of an input: one output row per input row, column "embedding".
@@ -235,9 +228,7 @@ def embed(
         embedtool embed glove.txt text.txt -o out.arrow --tokenizer word --lowercase  # raw text
         embedtool embed cc.en.300.bin words.txt -o out.arrow       # fastText: OOV words from their subwords
     """
-    _run(weights, input, output, quiet, progress, scheduler,
-         {**load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
-          **model_options(max_length=max_length)},
+    _run(weights, input, output, quiet, progress, scheduler, {**loading, **model_options(max_length=max_length)},
          padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type, input_format=input_format, column=column,
          keep=keep, tokenizer=tokenizer, lowercase=lowercase, seq_len=seq_len, oov=oov, unk_token=unk_token,
          lowercase_fallback=lowercase_fallback, output_dtype=output_dtype, vector_type=vector_type,
@@ -246,6 +237,7 @@ def embed(
 
 
 @app.command()
+@weight_options
 def bag(
     weights: WeightsArg,
     input: InputArg,
@@ -276,14 +268,7 @@ def bag(
     resume: Resume = False,
     quiet: Quiet = False,
     progress: Progress = False,
-    from_: From = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
+    loading: dict = None,  # the weight options, in their place (weight_options)
     normalize: Normalize = None,
     max_length: MaxLength = None,
 ):
@@ -299,9 +284,7 @@ def bag(
         embedtool bag glove.arrow docs.parquet -o tfidf.arrow --mode sum --column tokens --weights-column tfidf
         embedtool bag potion-base-8M/ docs.parquet -o docs.arrow --column text   # a model2vec model: its encode
     """
-    _run(weights, input, output, quiet, progress, scheduler,
-         {**load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite),
-          **model_options(normalize, max_length)},
+    _run(weights, input, output, quiet, progress, scheduler, {**loading, **model_options(normalize, max_length)},
          mode=mode, weights_column=weights_column, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
          input_format=input_format, column=column, keep=keep, tokenizer=tokenizer, lowercase=lowercase,
          seq_len=seq_len, oov=oov,
@@ -325,19 +308,13 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
+@weight_options
 def info(
     weights: WeightsArg,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="Also read every row: all-zero rows, rows with NaN or inf, "
                                         "row norms (a progress bar on a terminal).")] = False,
-    from_: From = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
+    loading: dict = None,  # the weight options, in their place (weight_options)
 ):
     """Describe a weight table from its header, at once: format, rows, dim, dtype, bytes, vocabulary (and a fastText
     model's buckets, n-gram lengths and quantization, a static model's tokenizer and normalisation); with --stats,
@@ -351,8 +328,7 @@ def info(
     from embedtool.info import describe, table_stats
     from embedtool.vectors import load_vectors
 
-    vectors = load_vectors(weights, **load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding,
-                                                   allow_nonfinite))
+    vectors = load_vectors(weights, **loading)
     found = {"path": str(weights), **describe(vectors)}
     if stats:
         found.update(table_stats(vectors.matrix))

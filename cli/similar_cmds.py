@@ -12,8 +12,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, From, OnBadRow,
-                      OnBadRowOpt, Tensor, Vocab, load_options)
+from .weights import weight_options
 
 
 class Metric(str, Enum):
@@ -31,10 +30,10 @@ K = Annotated[int, typer.Option("-k", "--k", min=0, help="How many neighbours pe
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _open(path, *weight_options):
+def _open(path, loading: dict):
     from embedtool.vectors import load_vectors
 
-    return load_vectors(path, **load_options(*weight_options))
+    return load_vectors(path, **loading)
 
 
 def _print_neighbors(queries, result, json_: bool) -> None:
@@ -62,6 +61,7 @@ def _print_neighbors(queries, result, json_: bool) -> None:
         console.print(table)
 
 
+@weight_options
 def similar(
     weights: Weights,
     queries: Annotated[List[str], typer.Argument(help="Words (row ids for a table without tokens); with -o, one "
@@ -78,14 +78,7 @@ def similar(
                                                     "looked up in WEIGHTS).")] = None,
     metric: Annotated[Metric, typer.Option("--metric", help="Cosine similarity or the plain dot product.")] = Metric.cosine,
     json_: Json = False,
-    from_: From = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
+    loading: dict = None,  # the weight options, in their place (weight_options)
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ):
     """The nearest rows to each word, by cosine (exact: every row is compared). A word never finds itself.
@@ -100,10 +93,10 @@ def similar(
     """
     from embedtool.errors import InvalidArgumentError
 
-    vectors = _open(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
+    vectors = _open(weights, loading)
     other = None
     if against is not None:  # read by the same text rules; its format, tensor and vocabulary are its own
-        other = _open(against, None, None, None, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
+        other = _open(against, {**loading, "format": None, "tensor": None, "vocab": None})
     if output is None:
         if column is not None or keep:
             raise InvalidArgumentError("--column and --keep apply to a file of queries written with -o")
@@ -129,6 +122,7 @@ def similar(
         typer.echo(f"Wrote {output}: {rows:,} queries in {time.perf_counter() - started:.2f} s", err=True)
 
 
+@weight_options
 def analogy(
     weights: Weights,
     a: Annotated[str, typer.Argument(help="a is to ...")],
@@ -138,14 +132,7 @@ def analogy(
     method: Annotated[Method, typer.Option("--method", help="3CosAdd (gensim's most_similar) or 3CosMul "
                                            "(most_similar_cosmul).")] = Method.add,
     json_: Json = False,
-    from_: From = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
+    loading: dict = None,  # the weight options, in their place (weight_options)
 ):
     """a is to b as c is to ?: the best answers, a, b and c excluded.
 
@@ -153,10 +140,11 @@ def analogy(
 
         embedtool analogy glove.arrow man king woman
     """
-    vectors = _open(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
+    vectors = _open(weights, loading)
     _print_neighbors([f"{a} : {b} :: {c} : ?"], vectors.analogy(a, b, c, k, method.value), json_)
 
 
+@weight_options
 def evaluate(
     weights: Weights,
     analogies: Annotated[List[Path], typer.Option("--analogies", help="A questions-words file (': section' lines, "
@@ -170,14 +158,7 @@ def evaluate(
     dummy4unknown: Annotated[bool, typer.Option("--dummy4unknown", help="Count questions with unknown words as "
                                                 "wrong and pairs as 0, instead of skipping them.")] = False,
     json_: Json = False,
-    from_: From = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
+    loading: dict = None,  # the weight options, in their place (weight_options)
 ):
     """Analogy accuracy and word-pair correlation, the numbers gensim's evaluate_word_analogies and
     evaluate_word_pairs give.
@@ -190,7 +171,7 @@ def evaluate(
 
     if not analogies and not pairs:
         raise InvalidArgumentError("give --analogies FILE or --pairs FILE (or both)")
-    vectors = _open(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
+    vectors = _open(weights, loading)
     options = {"restrict_vocab": restrict_vocab, "case_insensitive": not case_sensitive, "dummy4unknown": dummy4unknown}
     report = {"analogies": [], "pairs": []}
     for path in analogies:

@@ -12,8 +12,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .weights import (AllowNonfinite, Duplicates, DuplicatesOpt, Encoding, Errors, ErrorsOpt, Format, From,
-                      OnBadRow, OnBadRowOpt, Tensor, Vocab, WeightsArg, load_options)
+from .weights import Format, WeightsArg, weight_options
 
 
 class DType(str, Enum):
@@ -25,13 +24,6 @@ class DType(str, Enum):
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 
 
-def _load(path, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite, **options):
-    from embedtool.vectors import load_vectors
-
-    return load_vectors(path, **load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding,
-                                             allow_nonfinite), **options)
-
-
 def _notes(vectors) -> None:
     """What loading dropped, on stderr."""
     if vectors.metadata.get("skipped_rows"):
@@ -40,21 +32,15 @@ def _notes(vectors) -> None:
         typer.echo(f"Note: dropped {vectors.metadata['duplicates']:,} rows of repeated tokens", err=True)
 
 
+@weight_options
 def convert(
     src: Annotated[Path, typer.Argument(readable=False, help="The table to read, in any format embedtool reads.")],
     dst: Annotated[Path, typer.Argument(readable=False,
                                         help="The file to write; its format from its suffix unless --to names it.")],
-    from_: From = None,
+    loading: dict = None,  # the weight options, in their place (weight_options)
     to: Annotated[Optional[Format], typer.Option("--to", help="The destination's format (default: its suffix).")] = None,
     dtype: Annotated[Optional[DType], typer.Option("--dtype", help="The values' type (default: the source's).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Only the first N rows.")] = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
     quiet: Quiet = False,
 ):
     """Convert a weight table from one format to another; the output appears complete or not at all.
@@ -71,32 +57,25 @@ def convert(
     """
     import time
 
-    from embedtool.vectors import check_destination, save_vectors, weight_files
+    from embedtool.vectors import check_destination, load_vectors, save_vectors, weight_files
 
     started = time.perf_counter()
     show = False if quiet else None
-    check_destination(dst, to.value if to else None, weight_files(src, vocab, what="source"))
-    vectors = _load(src, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite,
-                    dtype=dtype.value if dtype else None, limit=limit, progress=show)
-    save_vectors(vectors, dst, format=to.value if to else None, tensor=tensor or "weight", progress=show)
+    check_destination(dst, to.value if to else None, weight_files(src, loading["vocab"], what="source"))
+    vectors = load_vectors(src, **loading, dtype=dtype.value if dtype else None, limit=limit, progress=show)
+    save_vectors(vectors, dst, format=to.value if to else None, tensor=loading["tensor"] or "weight", progress=show)
     if not quiet:
         _notes(vectors)
         typer.echo(f"Wrote {dst}: {len(vectors):,} x {vectors.dim} {vectors.dtype} "
                    f"in {time.perf_counter() - started:.2f} s", err=True)
 
 
+@weight_options
 def lookup(
     weights: WeightsArg,
     tokens: Annotated[List[str], typer.Argument(help="Tokens to look up (row ids, for a table without tokens).")],
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON list (unknown tokens with id null).")] = False,
-    from_: From = None,
-    tensor: Tensor = None,
-    vocab: Vocab = None,
-    duplicates: DuplicatesOpt = Duplicates.first,
-    on_bad_row: OnBadRowOpt = OnBadRow.error,
-    errors: ErrorsOpt = Errors.strict,
-    encoding: Encoding = "utf-8",
-    allow_nonfinite: AllowNonfinite = False,
+    loading: dict = None,  # the weight options, in their place (weight_options)
 ):
     """Print the row id and the vector of each token: token<TAB>id<TAB>values.
 
@@ -117,8 +96,9 @@ def lookup(
 
     from embedtool.errors import InputFormatError, InvalidArgumentError
     from embedtool.arrays import from_numpy
+    from embedtool.vectors import load_vectors
 
-    vectors = _load(weights, from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite)
+    vectors = load_vectors(weights, **loading)
     if vectors.has_vocab:
         ids = vectors.token_ids(tokens)
     else:

@@ -1,8 +1,11 @@
 """The weight-reading options, defined once: every command that reads a weight table (``embed``, ``bag``, ``info``,
-``lookup``, ``convert``) takes the same ones and passes them to ``load_vectors`` through ``load_options``."""
+``lookup``, ``convert``, ``similar``, ``analogy``, ``evaluate``) is decorated with ``weight_options`` and receives
+them as ``loading``, the keyword arguments of ``load_vectors``."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -90,7 +93,30 @@ def model_options(normalize=None, max_length=None) -> dict:
     return {k: v for k, v in (("normalize", normalize), ("max_length", max_length)) if v is not None}
 
 
-def load_options(from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite) -> dict:
-    """The weight options as ``load_vectors`` keyword arguments."""
-    return dict(format=from_.value if from_ else None, tensor=tensor, vocab=vocab, duplicates=duplicates.value,
-                on_bad_row=on_bad_row.value, errors=errors.value, encoding=encoding, allow_nonfinite=allow_nonfinite)
+_OPTIONS = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+            for name, annotation, default in [
+                ("from_", From, None), ("tensor", Tensor, None), ("vocab", Vocab, None),
+                ("duplicates", DuplicatesOpt, Duplicates.first), ("on_bad_row", OnBadRowOpt, OnBadRow.error),
+                ("errors", ErrorsOpt, Errors.strict), ("encoding", Encoding, "utf-8"),
+                ("allow_nonfinite", AllowNonfinite, False)]]
+
+
+def weight_options(command):
+    """Give ``command`` the weight options where its signature has ``loading``, and call it with ``loading`` set to
+    their ``load_vectors`` keyword arguments. Typer reads a command's options from its signature, so the wrapper
+    shows Typer that signature with the options in place of ``loading``."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters = list(signature.parameters.values())
+    at = [p.name for p in parameters].index("loading")
+
+    @functools.wraps(command)
+    def with_loading(**options):
+        from_, tensor, vocab, duplicates, on_bad_row, errors, encoding, allow_nonfinite = (
+            options.pop(p.name) for p in _OPTIONS)
+        loading = dict(format=from_.value if from_ else None, tensor=tensor, vocab=vocab, duplicates=duplicates.value,
+                       on_bad_row=on_bad_row.value, errors=errors.value, encoding=encoding,
+                       allow_nonfinite=allow_nonfinite)
+        return command(**options, loading=loading)
+
+    with_loading.__signature__ = signature.replace(parameters=parameters[:at] + _OPTIONS + parameters[at + 1:])
+    return with_loading

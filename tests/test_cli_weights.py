@@ -42,14 +42,6 @@ def test_missing_or_directory_weights_are_one_line(tmp_path):
     one_line_error(run("lookup", tmp_path, "0"), f"{tmp_path}: is a directory")
 
 
-@pytest.mark.parametrize("command", ["embed", "bag", "info", "lookup", "convert"])
-def test_every_command_that_reads_weights_takes_the_weight_options(command):
-    result = run(command, "--help")
-    for option in ("--from", "--vocab", "--tensor", "--encoding", "--errors", "--on-bad-row", "--allow-nonfinite",
-                   "--duplicates"):
-        assert option in result.stdout, (command, option)
-
-
 def test_weight_options_reach_the_loader_in_embed_bag_and_info(tmp_path):
     (tmp_path / "g.dat").write_text("a 1 2\nbad row x\nb 3 4\na 5 6\n")
     (tmp_path / "in.txt").write_text("b a\n")

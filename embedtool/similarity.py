@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from .arrays import from_numpy
 from .errors import InputFormatError, InvalidArgumentError
 
 # Block sizes (see benchmarks/bench_similar.py). On one core, in CPU time, query x table blocks from 512 x 2048 to
@@ -230,7 +231,7 @@ class Neighbors:
         """The token of each id (None for -1), or None when the table has no vocabulary."""
         if not self.table.has_vocab:
             return None
-        names = self.table.tokens.take(np.maximum(self.ids.ravel(), 0)).to_pylist()
+        names = self.table.tokens.take(from_numpy(np.maximum(self.ids.ravel(), 0))).to_pylist()  # (numpy: pandas)
         w = self.ids.shape[1]
         return [[n if i >= 0 else None for n, i in zip(names[r * w : (r + 1) * w], self.ids[r])]
                 for r in range(len(self.ids))]

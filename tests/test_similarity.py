@@ -214,6 +214,16 @@ def test_few_cosine_bound_holds_for_huge_tiny_and_nonfinite_rows():
     assert ids[0, 0] == 7 and ids[1, 0] == 8 and not np.isin([9, 10], ids).any()
 
 
+def test_a_few_tokens_are_found_by_a_scan_as_the_index_finds_them():
+    tokens = [f"w{i % 70_000}" for i in range(70_010)]  # above SMALL_VOCAB; w0..w9 twice: the first row counts
+    v = Vectors(np.zeros((len(tokens), 1), np.float32), tokens)
+    words = ["w5", "w69999", "nope", "w0"]
+    scanned = v.token_ids(words)
+    assert v._index is None  # the scan built no index
+    np.testing.assert_array_equal(scanned, v.token_ids(np.array(words, object)))  # (an array: the index)
+    assert scanned.tolist() == [5, 69_999, -1, 0]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # gensim and faiss
 
@@ -439,6 +449,26 @@ def test_help_does_not_import_numba(command):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stderr.strip().endswith("CLEAN") and "Usage" in proc.stdout
+
+
+def test_one_word_similar_imports_no_numba_and_equals_the_batch_path(tmp_path):
+    """The one-word command (a real process) loads neither numba nor pandas: a word is found by a scan, not an
+    index; the search is NumPy's. Its neighbours are the batch path's."""
+    rng = np.random.default_rng(10)
+    v = Vectors(rng.standard_normal((70_000, 12)).astype(np.float32), [f"w{i}" for i in range(70_000)])
+    path = save_vectors(v, tmp_path / "big.arrow")
+    code = (
+        "import sys\n"
+        f"sys.argv = ['embedtool', 'similar', {str(path)!r}, 'w17', '-k', '5', '--json']\n"
+        "from embedtool_cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'numba', 'pandas'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().endswith("[]"), proc.stderr
+    got = [n["id"] for n in json.loads(proc.stdout)[0]["neighbors"]]
+    batch = v.most_similar(["w17"] * 9, 5)  # nine queries: the compiled path
+    assert got == batch.ids[0].tolist()
 
 
 def test_similar_to_stdout_writes_an_arrow_stream(store, tmp_path):

@@ -24,8 +24,6 @@ from .errors import EmbedtoolError, InputFormatError, InvalidArgumentError
 from .formats.base import LoadOptions, SaveOptions, open_compressed
 
 
-FEW_TOKENS = 8  # token lookups scanned, not indexed, while the table has no index (Vectors.token_ids)
-
 
 @dataclass
 class Vectors:
@@ -59,6 +57,8 @@ class Vectors:
     def has_vocab(self) -> bool:
         return self.tokens is not None
 
+    FEW_TOKENS = 8  # lookups of at most this many tokens scan the vocabulary while it has no index
+
     def token_ids(self, tokens) -> np.ndarray:
         """The row of each token (a pyarrow string array or a sequence of str) as int64, -1 where it is unknown.
 
@@ -67,7 +67,7 @@ class Vectors:
         (pyarrow's ``index``, about 1 ms per token for 400,000 tokens; building the index loads numba, about 1 s).
         """
         if self._index is None and self.tokens is not None and isinstance(tokens, (list, tuple)) and \
-                len(tokens) <= FEW_TOKENS and all(isinstance(t, str) and t for t in tokens):  # "": a null's bytes
+                len(tokens) <= self.FEW_TOKENS and all(isinstance(t, str) and t for t in tokens):  # "": a null's bytes
             values = strings(tokens).cast(self.tokens.type)  # (not pa.scalar: it imports pandas, 0.4 s)
             return np.array([pc.index(self.tokens, value).as_py() for value in values], np.int64)
         return self.token_index.lookup(tokens)

@@ -452,8 +452,8 @@ def test_help_does_not_import_numba(command):
 
 
 def test_one_word_similar_imports_no_numba_and_equals_the_batch_path(tmp_path):
-    """The one-word command (a real process) loads neither numba nor pandas: a word is found by a scan, not an
-    index; the search is NumPy's. Its neighbours are the batch path's."""
+    """The one-word command (a real process) loads neither numba nor pandas nor rich: a word is found by a scan,
+    not an index; the search is NumPy's; the table is plain text. Its neighbours are the batch path's."""
     rng = np.random.default_rng(10)
     v = Vectors(rng.standard_normal((70_000, 12)).astype(np.float32), [f"w{i}" for i in range(70_000)])
     path = save_vectors(v, tmp_path / "big.arrow")
@@ -462,13 +462,27 @@ def test_one_word_similar_imports_no_numba_and_equals_the_batch_path(tmp_path):
         f"sys.argv = ['embedtool', 'similar', {str(path)!r}, 'w17', '-k', '5', '--json']\n"
         "from embedtool_cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted({'numba', 'pandas'} & set(sys.modules)), file=sys.stderr)\n"
+        "print(sorted({'numba', 'pandas', 'rich'} & set(sys.modules)), file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stderr.strip().endswith("[]"), proc.stderr
     got = [n["id"] for n in json.loads(proc.stdout)[0]["neighbors"]]
     batch = v.most_similar(["w17"] * 9, 5)  # nine queries: the compiled path
     assert got == batch.ids[0].tolist()
+
+
+def test_similar_prints_tokens_as_they_are_aligned_by_terminal_width(tmp_path):
+    """Bracketed tokens (BERT's [CLS], [/x]) are not markup; wide characters take two columns."""
+    tokens = ["[CLS]", "[/SEP]", "a[b]c", "東京"]
+    v = Vectors(np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0.8, 0.2]], np.float32), tokens)
+    path = save_vectors(v, tmp_path / "bert.arrow")
+    result = run("similar", path, "[CLS]", "-k", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[CLS]"
+    assert [line.split()[2] for line in lines[2:5]] == [tokens[i] for i in v.most_similar("[CLS]", 3).ids[0]]
+    widths = {len(line) + line.count("東") + line.count("京") for line in lines[1:5]}  # two columns each
+    assert len(widths) == 1  # the right-aligned score column ends at one terminal column on every line
 
 
 def test_similar_to_stdout_writes_an_arrow_stream(store, tmp_path):

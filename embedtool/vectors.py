@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import formats
 from .arrays import as_strings, strings
@@ -68,6 +67,8 @@ class Vectors:
         """
         if self._index is None and self.tokens is not None and isinstance(tokens, (list, tuple)) and \
                 len(tokens) <= self.FEW_TOKENS and all(isinstance(t, str) and t for t in tokens):  # "": a null's bytes
+            import pyarrow.compute as pc  # here: 40-100 ms that calls without tokens (embed ids.npy) do not pay
+
             values = strings(tokens).cast(self.tokens.type)  # (not pa.scalar: it imports pandas, 0.4 s)
             return np.array([pc.index(self.tokens, value).as_py() for value in values], np.int64)
         return self.token_index.lookup(tokens)

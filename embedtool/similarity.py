@@ -174,8 +174,10 @@ def search_few(matrix, queries, k, *, cosine=False, norms=None, exclude=None):
             ids, scores = _best(np.arange(rows), dots[q], width, own)
         else:
             ids = _cosine_candidates(dots[q], squares, dim, width, own)
-            exact = _inverse(_exact_norms(matrix[ids], dtype))
-            ids, scores = _best(ids, dots[q, ids] * exact, width, own)
+            exact = np.empty(len(ids), dtype)  # a block at a time: a zero query ties every row, all candidates
+            for i in range(0, len(ids), FEW_BLOCK):
+                exact[i : i + FEW_BLOCK] = _exact_norms(matrix[ids[i : i + FEW_BLOCK]], dtype)
+            ids, scores = _best(ids, dots[q, ids] * _inverse(exact), width, own)
         best_i[q, : len(ids)] = ids
         best_s[q, : len(ids)] = scores
     return best_i, best_s

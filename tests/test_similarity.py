@@ -196,6 +196,8 @@ def test_one_query_equals_numpy_on_a_large_table_with_duplicates_and_zero_rows()
     unit = table.astype(np.float64) / np.linalg.norm(table.astype(np.float64), axis=1, keepdims=True).clip(1e-300)
     expected = np.lexsort((np.arange(len(table)), -(unit @ unit[20_000])))[:10]
     assert similarity.search_few(table, similarity._unit(query), 10, cosine=True)[0][0].tolist() == expected.tolist()
+    zero_ids, zero_scores = similarity.search_few(table, np.zeros((1, 40), np.float32), 10, cosine=True)
+    assert zero_ids[0].tolist() == list(range(10)) and (zero_scores == 0).all()  # every row a candidate: ties
 
 
 def test_few_cosine_bound_holds_for_huge_tiny_and_nonfinite_rows():

@@ -46,9 +46,9 @@ QUERY_BLOCK = 1024
 TABLE_BLOCK = 8192
 MAX_TABLE_BLOCK = 65536  # rows per block when there are few queries (a float16 block is widened: bounded memory)
 METRICS = ("cosine", "dot")
-#: Up to this many queries are searched by ``search_few``, with NumPy alone: a one-word ``embedtool similar`` then
-#: imports no numba and loads no kernel (about 0.6 s here, for a search of about 0.1 s); with more queries the
-#: compiled parallel scan of ``search`` pays for itself.
+#: Up to this many queries (a command line's handful of words) are searched by ``search_few``, with NumPy alone: a
+#: one-word ``embedtool similar`` then imports no numba and loads no kernel (about 0.6 s here, several times its
+#: search of 400,000 x 300). More queries go to ``search``, whose parallel scan then outweighs loading it.
 FEW_QUERIES = 8
 #: Rows per block in search_few: 1.2 MB of a 300-wide float32 table, still in cache for its squares. Larger blocks
 #: hand the products to OpenBLAS's threads: on the 2-core machine under load, 400,000 x 300 took 1.0-5.1 s in blocks

@@ -6,6 +6,7 @@ bodies, so ``embedtool --help`` stays fast.
 
 from __future__ import annotations
 
+import unicodedata
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -36,8 +37,15 @@ def _open(path, loading: dict):
     return load_vectors(path, **loading)
 
 
+def _cells(text: str) -> int:
+    """Terminal columns of ``text``: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _print_neighbors(queries, result, json_: bool) -> None:
-    """One table (or JSON object) per query: rank, id, token and score of each neighbour."""
+    """One table (or JSON object) per query: rank, id, token and score of each neighbour. Plain text, not rich:
+    tokens such as ``[CLS]`` or ``[/x]`` are printed as they are (rich reads them as markup), and rich's import
+    would be a tenth of a one-word call."""
     tokens = result.tokens
     found = [[(int(i), tokens[r][j] if tokens else None, float(s))
               for j, (i, s) in enumerate(zip(result.ids[r], result.scores[r])) if i >= 0]
@@ -48,17 +56,17 @@ def _print_neighbors(queries, result, json_: bool) -> None:
         typer.echo(json.dumps([{"query": q, "neighbors": [{"id": i, "token": t, "score": s} for i, t, s in rows]}
                                for q, rows in zip(queries, found)], ensure_ascii=False))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
+    lines = []
     for query, rows in zip(queries, found):
-        table = Table(title=query, title_justify="left", box=None, padding=(0, 1))
-        for name in ("#", "id", "token", "score"):
-            table.add_column(name, justify="left" if name == "token" else "right")
-        for rank, (i, t, s) in enumerate(rows, 1):
-            table.add_row(str(rank), str(i), t if t is not None else "", f"{s:.4f}")
-        console.print(table)
+        cells = [("#", "id", "token", "score"),
+                 *((str(rank), str(i), t if t is not None else "", f"{s:.4f}") for rank, (i, t, s) in enumerate(rows, 1))]
+        widths = [max(_cells(row[c]) for row in cells) for c in range(4)]
+        lines.append(query)
+        for row in cells:  # the token left-aligned, numbers right-aligned
+            lines.append("  ".join(v + " " * (w - _cells(v)) if c == 2 else " " * (w - _cells(v)) + v
+                                  for c, (v, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append("")
+    typer.echo("\n".join(lines), nl=False)
 
 
 @weight_options

@@ -18,6 +18,10 @@ Parity with gensim (``KeyedVectors``): ``most_similar`` of a token excludes the 
 and exclude them); ``evaluate_analogies`` and ``evaluate_pairs`` follow ``evaluate_word_analogies`` and
 ``evaluate_word_pairs`` line by line (case folding with ``str.upper``, ``restrict_vocab``, OOV handling). Scores
 agree with gensim's to float32 rounding (BLAS sums in another order), so ids agree except between near-equal scores.
+
+A few queries (``FEW_QUERIES``: a one-word command) go to ``search_few`` instead, NumPy alone, so that numba is not
+imported (its import and cache loads cost several times the search): one pass over the table for the products and
+approximate norms, exact norms for the rows that can make the top k. Its results are ``search``'s.
 """
 
 from __future__ import annotations
@@ -29,9 +33,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
-from numba import njit, prange
 
-from .codegen import any_scaled_above
+from .arrays import from_numpy
 from .errors import InputFormatError, InvalidArgumentError
 
 # Block sizes (see benchmarks/bench_similar.py). On one core, in CPU time, query x table blocks from 512 x 2048 to
@@ -43,69 +46,14 @@ QUERY_BLOCK = 1024
 TABLE_BLOCK = 8192
 MAX_TABLE_BLOCK = 65536  # rows per block when there are few queries (a float16 block is widened: bounded memory)
 METRICS = ("cosine", "dot")
-_LANES = 32  # scores compared at once by the scan: two AVX-512 registers of float32
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Kernels
-
-
-@njit(cache=True, inline="always")
-def _offer(s, i, exclude, best_s, best_i):
-    """Insert score s of row i into one query's sorted top-k if it beats the k-th and is not excluded."""
-    k = best_s.shape[0]
-    for e in range(exclude.shape[0]):
-        if exclude[e] == i:
-            return
-    p = k - 1
-    while p > 0 and best_s[p - 1] < s:  # strict: an equal score from an earlier (lower) id stays ahead
-        best_s[p] = best_s[p - 1]
-        best_i[p] = best_i[p - 1]
-        p -= 1
-    best_s[p] = s
-    best_i[p] = i
-
-
-@njit(parallel=True, cache=True)
-def _top_k_block(scores, scale, start, exclude, best_s, best_i):
-    """Fold ``scores[q, j] * scale[j]`` (rows ``start + j``) into each query's running top-k ``best_s/best_i``."""
-    nq, nb = scores.shape
-    k = best_s.shape[1]
-    whole = nb - nb % _LANES
-    for q in prange(nq):
-        row = scores[q]
-        bs = best_s[q]
-        bi = best_i[q]
-        ex = exclude[q]
-        for j0 in range(0, whole, _LANES):
-            if any_scaled_above(row, scale, j0, _LANES, bs[k - 1]):
-                for j in range(j0, j0 + _LANES):
-                    s = row[j] * scale[j]
-                    if s > bs[k - 1]:
-                        _offer(s, start + j, ex, bs, bi)
-        for j in range(whole, nb):
-            s = row[j] * scale[j]
-            if s > bs[k - 1]:
-                _offer(s, start + j, ex, bs, bi)
-
-
-@njit(parallel=True, cache=True)
-def _top_k_cosmul_block(scores, scale, start, exclude, best_s, best_i):
-    """3CosMul: rows 3q, 3q+1, 3q+2 of ``scores`` are a, b, c of analogy q; its score for a row is
-    ``cos'(b) cos'(c) / (cos'(a) + 1e-6)`` with ``cos' = (1 + cos) / 2`` (gensim's ``most_similar_cosmul``)."""
-    nq = best_s.shape[0]
-    nb = scores.shape[1]
-    k = best_s.shape[1]
-    for q in prange(nq):
-        bs = best_s[q]
-        bi = best_i[q]
-        for j in range(nb):
-            a = (1 + scores[3 * q, j] * scale[j]) / 2
-            b = (1 + scores[3 * q + 1, j] * scale[j]) / 2
-            c = (1 + scores[3 * q + 2, j] * scale[j]) / 2
-            s = b * c / (a + np.float32(1e-6))
-            if s > bs[k - 1]:
-                _offer(s, start + j, exclude[q], bs, bi)
+#: Up to this many queries (a command line's handful of words) are searched by ``search_few``, with NumPy alone: a
+#: one-word ``embedtool similar`` then imports no numba and loads no kernel (about 0.6 s here, several times its
+#: search of 400,000 x 300). More queries go to ``search``, whose parallel scan then outweighs loading it.
+FEW_QUERIES = 8
+#: Rows per block in search_few: 1.2 MB of a 300-wide float32 table, still in cache for its squares. Larger blocks
+#: hand the products to OpenBLAS's threads: on the 2-core machine under load, 400,000 x 300 took 1.0-5.1 s in blocks
+#: of 2,048 or 4,096 rows, 0.21-0.30 s in blocks of 1,024.
+FEW_BLOCK = 1024
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -123,23 +71,19 @@ def row_norms(vectors) -> np.ndarray:
         matrix = vectors.matrix
         norms = np.empty(len(matrix), _compute_dtype(matrix))
         if matrix.dtype.isnative and matrix.dtype != np.float16:
-            _row_norms(matrix, norms)
-        else:  # float16 or another byte order, which numba cannot read: widened a block at a time
+            from .similarity_kernels import row_norms as kernel
+
+            kernel(matrix, norms)
+        else:  # float16 or another byte order, which numba cannot read: a block at a time
             for i in range(0, len(matrix), 65536):
-                norms[i : i + 65536] = np.linalg.norm(np.asarray(matrix[i : i + 65536], norms.dtype), axis=1)
+                norms[i : i + 65536] = _exact_norms(matrix[i : i + 65536], norms.dtype)
         vectors._norms = norms
     return vectors._norms
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _row_norms(matrix, out):
-    """Row norms summed in float64 (in any order: fastmath lets the sum vectorise), rounded once to ``out``."""
-    for i in prange(matrix.shape[0]):
-        total = 0.0
-        for j in range(matrix.shape[1]):
-            x = np.float64(matrix[i, j])
-            total += x * x
-        out[i] = np.sqrt(total)
+def _exact_norms(rows, dtype) -> np.ndarray:
+    """The norms of ``rows`` as ``row_norms`` computes them, in NumPy: squares summed in float64, rounded once."""
+    return np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64)).astype(dtype)
 
 
 def _inverse(norms: np.ndarray) -> np.ndarray:
@@ -176,7 +120,9 @@ def search(matrix, queries, k, *, inverse_norms=None, exclude=None, limit=None, 
     # Fewer queries than a block: taller table blocks, as many scores per block (fewer calls for one query).
     tb = min(TABLE_BLOCK * max(1, QUERY_BLOCK // qb), max(TABLE_BLOCK, MAX_TABLE_BLOCK), rows)
     buffer = np.empty(qb * tb, dtype)
-    kernel = _top_k_cosmul_block if cosmul else _top_k_block
+    from .similarity_kernels import top_k_block, top_k_cosmul_block
+
+    kernel = top_k_cosmul_block if cosmul else top_k_block
     for t0 in range(0, rows, tb):
         t1 = min(t0 + tb, rows)
         block = matrix[t0:t1]
@@ -189,6 +135,84 @@ def search(matrix, queries, k, *, inverse_norms=None, exclude=None, limit=None, 
             kernel(scores, scale[t0:t1], t0, exclude[q0 // per : q1 // per], best_s[q0 // per : q1 // per],
                    best_i[q0 // per : q1 // per])
     return best_i, best_s
+
+
+def search_few(matrix, queries, k, *, cosine=False, norms=None, exclude=None):
+    """``search`` of a few queries with NumPy alone (no numba to import), the same scores and ids: ``queries @
+    matrix.T``, divided by the row norms for ``cosine`` (``norms``, or computed here).
+
+    Without ``norms`` it is one pass over the table: each block's products and its rows' float32 sums of squares
+    while the block is in cache. Cosines from those norms lie within a proven bound of the exact ones, so only the
+    rows whose bound reaches a query's k-th best get exact (float64-summed) norms, the rest are left out unseen.
+    """
+    rows, dim = matrix.shape
+    dtype = _compute_dtype(matrix)
+    queries = np.ascontiguousarray(queries, dtype)
+    width = min(k, rows)
+    best_s = np.full((len(queries), width), -np.inf, dtype)
+    best_i = np.full((len(queries), width), -1, np.int64)
+    if width == 0 or len(queries) == 0:
+        return best_i, best_s
+    dots = np.empty((len(queries), rows), dtype)
+    squares = np.empty(rows, dtype) if cosine and norms is None else None
+    work, ones = np.empty((min(FEW_BLOCK, rows), dim), dtype), np.ones(dim, dtype)
+    for t0 in range(0, rows, FEW_BLOCK):
+        block = matrix[t0 : t0 + FEW_BLOCK]
+        if block.dtype != dtype or not block.dtype.isnative:
+            block = block.astype(dtype)
+        t1 = t0 + len(block)
+        np.matmul(queries, block.T, out=dots[:, t0:t1])
+        if squares is not None:
+            with np.errstate(over="ignore"):  # an overflowing sum is never ruled out (_cosine_candidates)
+                np.square(block, out=work[: t1 - t0])
+                np.matmul(work[: t1 - t0], ones, out=squares[t0:t1])
+    if cosine and norms is not None:
+        dots *= _inverse(np.asarray(norms, dtype))  # the scan's score times scale, in the same dtype
+    for q in range(len(queries)):
+        own = np.zeros(0, np.int64) if exclude is None else exclude[q][exclude[q] >= 0]
+        if squares is None:
+            ids, scores = _best(np.arange(rows), dots[q], width, own)
+        else:
+            ids = _cosine_candidates(dots[q], squares, dim, width, own)
+            exact = np.empty(len(ids), dtype)  # a block at a time: a zero query ties every row, all candidates
+            for i in range(0, len(ids), FEW_BLOCK):
+                exact[i : i + FEW_BLOCK] = _exact_norms(matrix[ids[i : i + FEW_BLOCK]], dtype)
+            ids, scores = _best(ids, dots[q, ids] * _inverse(exact), width, own)
+        best_i[q, : len(ids)] = ids
+        best_s[q, : len(ids)] = scores
+    return best_i, best_s
+
+
+def _cosine_candidates(dots, squares, dim, width, own) -> np.ndarray:
+    """The rows whose exact cosine (``dots`` over the float64-summed norm) can be among the ``width`` best, from
+    the sums of squares ``squares`` in the table's dtype. A sum of D rounded squares is within about (D + 1) u of the
+    exact sum in any order (u: the unit roundoff), its square root within half that plus u, the inverse and the
+    product add u each, the exact score u: ``(D + 16) 2u`` bounds the difference of the two scores with room to
+    spare. Sums below the square root of the smallest normal number (underflowed squares could matter) or
+    not finite are never ruled out."""
+    finfo = np.finfo(squares.dtype)
+    with np.errstate(invalid="ignore"):  # inf times 0: not finite, never ruled out
+        approx = dots * _inverse(np.sqrt(squares))
+    margin = np.abs(approx) * ((dim + 16) * finfo.eps)  # eps = 2u
+    sure = np.isfinite(approx) & (squares >= np.sqrt(finfo.tiny)) & np.isfinite(squares)
+    low = np.where(sure, approx - margin, -np.inf)
+    low[own] = -np.inf  # an excluded row must not raise the bar
+    bar = -np.inf if width >= len(low) else np.partition(low, len(low) - width)[len(low) - width]
+    return np.flatnonzero(~sure | (approx + margin >= bar))
+
+
+def _best(ids, scores, width, own):
+    """The ``width`` best (ids, scores), by score then by the lower id, without the rows ``own`` and without NaN or
+    -inf scores: what the compiled scan keeps (it takes a score only when it beats the k-th, from -inf)."""
+    keep = scores > -np.inf
+    if len(own):
+        keep &= ~np.isin(ids, own)
+    ids, scores = ids[keep], scores[keep]
+    if len(scores) > width:
+        keep = scores >= np.partition(scores, len(scores) - width)[len(scores) - width]
+        ids, scores = ids[keep], scores[keep]
+    order = np.lexsort((ids, -scores))[:width]
+    return ids[order], scores[order]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -209,7 +233,7 @@ class Neighbors:
         """The token of each id (None for -1), or None when the table has no vocabulary."""
         if not self.table.has_vocab:
             return None
-        names = self.table.tokens.take(np.maximum(self.ids.ravel(), 0)).to_pylist()
+        names = self.table.tokens.take(from_numpy(np.maximum(self.ids.ravel(), 0))).to_pylist()  # (numpy: pandas)
         w = self.ids.shape[1]
         return [[n if i >= 0 else None for n, i in zip(names[r * w : (r + 1) * w], self.ids[r])]
                 for r in range(len(self.ids))]
@@ -258,12 +282,15 @@ def most_similar(vectors, queries, k=10, metric="cosine", against=None) -> Neigh
         raise InvalidArgumentError(f"queries have {q.shape[1]} dimensions but the table searched has {table.dim}")
     dtype = _compute_dtype(table.matrix)
     q = np.asarray(q, dtype)
-    inverse = None
-    if metric == "cosine":
+    cosine = metric == "cosine"
+    if cosine:
         q = _unit(q)
-        inverse = _inverse(row_norms(table))
     exclude = own[:, None] if own is not None and table is vectors else None
-    ids, scores = search(table.matrix, q, k, inverse_norms=inverse, exclude=exclude)
+    if len(q) <= FEW_QUERIES:
+        ids, scores = search_few(table.matrix, q, k, cosine=cosine, norms=table._norms, exclude=exclude)
+    else:
+        inverse = _inverse(row_norms(table)) if cosine else None
+        ids, scores = search(table.matrix, q, k, inverse_norms=inverse, exclude=exclude)
     return Neighbors(ids, scores, table)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import formats
-from .arrays import as_strings
+from .arrays import as_strings, strings
 from .core import WEIGHT_DTYPES, check_weight
 from .errors import EmbedtoolError, InputFormatError, InvalidArgumentError
 from .formats.base import LoadOptions, SaveOptions, open_compressed
@@ -85,11 +85,21 @@ class Vectors:
     def has_vocab(self) -> bool:
         return self.tokens is not None
 
+    FEW_TOKENS = 8  # lookups of at most this many tokens scan the vocabulary while it has no index
+
     def token_ids(self, tokens) -> np.ndarray:
         """The row of each token (a pyarrow string array or a sequence of str) as int64, -1 where it is unknown.
 
-        Vectorised: the batch is hashed and probed in parallel against the table's index (built once).
+        Vectorised: the batch is hashed and probed in parallel against the table's index (built once). A few
+        tokens (a list of str, as a command line gives them) before the index is built are found by a scan instead
+        (pyarrow's ``index``, about 1 ms per token for 400,000 tokens; building the index loads numba, about 1 s).
         """
+        if self._index is None and self.tokens is not None and isinstance(tokens, (list, tuple)) and \
+                len(tokens) <= self.FEW_TOKENS and all(isinstance(t, str) and t for t in tokens):  # "": a null's bytes
+            import pyarrow.compute as pc  # here: 40-100 ms that calls without tokens (embed ids.npy) do not pay
+
+            values = strings(tokens).cast(self.tokens.type)  # (not pa.scalar: it imports pandas, 0.4 s)
+            return np.array([pc.index(self.tokens, value).as_py() for value in values], np.int64)
         return self.token_index.lookup(tokens)
 
     @property

@@ -51,10 +51,10 @@ def brute_force(table, queries, k, metric="cosine", exclude=None):
     return ids, best
 
 
-def assert_same_top_k(table, queries, k, metric, result_ids, result_scores, tol):
+def assert_same_top_k(table, queries, k, metric, result_ids, result_scores, tol, exclude=None):
     """Ids equal the brute force's wherever scores are more than ``tol`` apart (float32 sums may swap near ties),
     scores equal to ``tol``; never NaN."""
-    ids, best = brute_force(table, queries, k, metric)
+    ids, best = brute_force(table, queries, k, metric, exclude)
     assert result_ids.shape == ids.shape
     assert not np.isnan(result_scores).any()
     np.testing.assert_allclose(result_scores, best, atol=tol)
@@ -146,10 +146,84 @@ def test_bad_queries_and_options_are_refused_with_their_value():
 
 def test_norms_are_computed_once_per_table():
     v = Vectors(np.ones((4, 3), np.float32), list("abcd"))
-    v.most_similar("a")
+    batch = list("abcd") * 3  # more than FEW_QUERIES: the batch path, which keeps the norms
+    v.most_similar(batch)
     norms = v._norms
-    v.most_similar("b")
+    assert norms is not None
+    v.most_similar(batch[::-1])
     assert v._norms is norms
+
+
+def few_and_batch(matrix, queries, k, cosine, exclude=None, cached=False):
+    """(search_few's result, search's result) for the same queries: cosine from the norms, given or not."""
+    v = Vectors(matrix)
+    inverse = similarity._inverse(similarity.row_norms(v)) if cosine else None
+    few = similarity.search_few(matrix, queries, k, cosine=cosine, norms=v._norms if cached else None,
+                                exclude=exclude)
+    return few, similarity.search(matrix, queries, k, inverse_norms=inverse, exclude=exclude)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables, st.sampled_from(["float32", "float64", "float16"]), st.booleans(), st.booleans())
+def test_few_queries_equal_the_batch_path_and_the_brute_force(shape, dtype, cosine, cached):
+    """search_few (NumPy, the one-word command's path) against search (the compiled scan): the same ids and
+    scores, with duplicate rows tying by the lower id, zero rows scoring 0, k above the rows, and excluded rows."""
+    n, d, nq, k, seed = shape
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((n, d)).astype(dtype)
+    table[rng.random(n) < 0.2] = 0
+    table[rng.integers(0, n, size=n // 3)] = table[0]
+    queries = similarity._unit(table[rng.integers(0, n, size=nq)].astype(np.float64))
+    exclude = rng.integers(-1, n, size=(nq, 1))  # -1: none
+    (ids, scores), (batch_ids, batch_scores) = few_and_batch(table, queries, k, cosine, exclude, cached)
+    np.testing.assert_array_equal(ids, batch_ids)
+    np.testing.assert_allclose(scores, batch_scores, rtol=1e-6, atol=1e-7)
+    assert_same_top_k(table, queries, k, "cosine" if cosine else "dot", ids, scores, 1e-5, exclude[:, 0])
+
+
+def test_one_query_equals_numpy_on_a_large_table_with_duplicates_and_zero_rows():
+    rng = np.random.default_rng(8)
+    table = rng.standard_normal((50_000, 40)).astype(np.float32)
+    table[100:110] = 0
+    table[40_000] = table[30_000] = table[20_000]  # duplicates: they tie exactly
+    query = table[20_000][None, :]
+    for k in (1, 10, 60_000):
+        (ids, scores), (batch_ids, batch_scores) = few_and_batch(table, query, k, True)
+        np.testing.assert_array_equal(ids, batch_ids)
+        np.testing.assert_array_equal(scores, batch_scores)
+    assert ids[0, :3].tolist() == [20_000, 30_000, 40_000] and scores[0, 0] == scores[0, 2]
+    assert (scores[0, np.isin(ids[0], range(100, 110))] == 0).all()
+    unit = table.astype(np.float64) / np.linalg.norm(table.astype(np.float64), axis=1, keepdims=True).clip(1e-300)
+    expected = np.lexsort((np.arange(len(table)), -(unit @ unit[20_000])))[:10]
+    assert similarity.search_few(table, similarity._unit(query), 10, cosine=True)[0][0].tolist() == expected.tolist()
+    zero_ids, zero_scores = similarity.search_few(table, np.zeros((1, 40), np.float32), 10, cosine=True)
+    assert zero_ids[0].tolist() == list(range(10)) and (zero_scores == 0).all()  # every row a candidate: ties
+
+
+def test_few_cosine_bound_holds_for_huge_tiny_and_nonfinite_rows():
+    """Rows whose float32 sums of squares overflow or underflow are never ruled out by the approximate norms: the
+    result equals the batch path's, whose norms are summed in float64."""
+    rng = np.random.default_rng(9)
+    table = rng.standard_normal((3000, 16)).astype(np.float32)
+    table[7] *= np.float32(1e25)  # squares overflow float32, the norm does not
+    table[8] *= np.float32(1e-30)  # squares underflow
+    table[9, 0] = np.inf
+    table[10, 0] = np.nan
+    queries = similarity._unit(np.vstack([table[7], table[8], rng.standard_normal(16)]).astype(np.float64))
+    (ids, scores), (batch_ids, batch_scores) = few_and_batch(table, queries, 5, True)
+    np.testing.assert_array_equal(ids, batch_ids)
+    np.testing.assert_array_equal(scores, batch_scores)
+    assert ids[0, 0] == 7 and ids[1, 0] == 8 and not np.isin([9, 10], ids).any()
+
+
+def test_a_few_tokens_are_found_by_a_scan_as_the_index_finds_them():
+    tokens = [f"w{i % 70_000}" for i in range(70_010)]  # above SMALL_VOCAB; w0..w9 twice: the first row counts
+    v = Vectors(np.zeros((len(tokens), 1), np.float32), tokens)
+    words = ["w5", "w69999", "nope", "w0"]
+    scanned = v.token_ids(words)
+    assert v._index is None  # the scan built no index
+    np.testing.assert_array_equal(scanned, v.token_ids(np.array(words, object)))  # (an array: the index)
+    assert scanned.tolist() == [5, 69_999, -1, 0]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -377,6 +451,40 @@ def test_help_does_not_import_numba(command):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stderr.strip().endswith("CLEAN") and "Usage" in proc.stdout
+
+
+def test_one_word_similar_imports_no_numba_and_equals_the_batch_path(tmp_path):
+    """The one-word command (a real process) loads neither numba nor pandas nor rich: a word is found by a scan,
+    not an index; the search is NumPy's; the table is plain text. Its neighbours are the batch path's."""
+    rng = np.random.default_rng(10)
+    v = Vectors(rng.standard_normal((70_000, 12)).astype(np.float32), [f"w{i}" for i in range(70_000)])
+    path = save_vectors(v, tmp_path / "big.arrow")
+    code = (
+        "import sys\n"
+        f"sys.argv = ['embedtool', 'similar', {str(path)!r}, 'w17', '-k', '5', '--json']\n"
+        "from embedtool_cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'numba', 'pandas', 'rich'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().endswith("[]"), proc.stderr
+    got = [n["id"] for n in json.loads(proc.stdout)[0]["neighbors"]]
+    batch = v.most_similar(["w17"] * 9, 5)  # nine queries: the compiled path
+    assert got == batch.ids[0].tolist()
+
+
+def test_similar_prints_tokens_as_they_are_aligned_by_terminal_width(tmp_path):
+    """Bracketed tokens (BERT's [CLS], [/x]) are not markup; wide characters take two columns."""
+    tokens = ["[CLS]", "[/SEP]", "a[b]c", "東京"]
+    v = Vectors(np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0.8, 0.2]], np.float32), tokens)
+    path = save_vectors(v, tmp_path / "bert.arrow")
+    result = run("similar", path, "[CLS]", "-k", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[CLS]"
+    assert [line.split()[2] for line in lines[2:5]] == [tokens[i] for i in v.most_similar("[CLS]", 3).ids[0]]
+    widths = {len(line) + line.count("東") + line.count("京") for line in lines[1:5]}  # two columns each
+    assert len(widths) == 1  # the right-aligned score column ends at one terminal column on every line
 
 
 def test_similar_to_stdout_writes_an_arrow_stream(store, tmp_path):

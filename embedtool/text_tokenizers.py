@@ -82,10 +82,18 @@ def encode_ids(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return encode_ids_with(tokenizer, texts, {})
 
 
+#: ``encode_ids_with`` empties a ``known`` dict holding more words than this before it adds a batch's, so that a
+#: stream's memory stays bounded (a word and its ids: about 200 bytes, so some 200 MB at most).
+KNOWN_WORDS = 1_000_000
+
+
 def encode_ids_with(tokenizer, texts: list[str], known: dict) -> tuple[np.ndarray, np.ndarray]:
     """``encode_ids``, reusing and filling ``known`` (a word's ids, for one tokenizer and truncation) when the
-    tokenizer encodes words alone: a caller encoding many batches passes the same dict and encodes each word once."""
+    tokenizer encodes words alone: a caller encoding many batches passes the same dict and encodes each word once
+    (until the dict passes ``KNOWN_WORDS`` and starts over)."""
     if _encodes_words_alone(tokenizer):
+        if len(known) > KNOWN_WORDS:
+            known.clear()
         return _encode_distinct_words(tokenizer, texts, known)
     return _ragged([e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)])
 

@@ -121,8 +121,9 @@ def tokenize(lines: pa.Array, tokenizer: str) -> tuple[pa.Array, np.ndarray]:
 def text_splitter(vectors, tokenizer: str, lowercase: bool = False):
     """``TokenMapper.split`` (text lines to ``(ids, offsets, tokens_at)``) for the tokenizers that are not a plain
     split, or None for ``space``, ``whitespace`` and ``chars``: a static model's own tokenizer (its ids directly,
-    unknown tokens dropped, truncated: ``StaticModel.tokenize``), ``word`` (``text_tokenizers.word_tokens``,
-    ``lowercase`` first) or a tokenizer.json's tokens, looked up in the vocabulary."""
+    unknown tokens dropped, truncated: ``StaticModel.tokenize``, each distinct word once a run), ``word``
+    (``text_tokenizers.word_tokens``, ``lowercase`` first) or a tokenizer.json's tokens, looked up in the
+    vocabulary."""
     from .formats.static_model import StaticModel
     from .text_tokenizers import load_tokenizer, tokenizer_tokens, word_tokens
 
@@ -132,7 +133,8 @@ def text_splitter(vectors, tokenizer: str, lowercase: bool = False):
         if tokenizer != "space":
             raise InvalidArgumentError(f"{vectors.metadata.get('source', 'the model')}: a static model splits text "
                                        "with its own tokenizer; leave --tokenizer out")
-        return lambda lines: (*vectors.model.tokenize(lines), None)
+        known = {}  # the words this run has tokenized, for every batch after the first
+        return lambda lines: (*vectors.model.tokenize(lines, known=known), None)
     if tokenizer == "word":
         split = lambda lines: word_tokens(lines, lowercase)  # noqa: E731
     elif tokenizer in TOKENIZERS:

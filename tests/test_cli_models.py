@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from embedtool import text_tokenizers
 from embedtool_cli.app import app
 
 fasttext = pytest.importorskip("fasttext")
@@ -159,6 +160,32 @@ def test_bag_of_a_text_file_in_a_real_process(m2v, texts, tmp_path):
     done = subprocess.run([str(EMBEDTOOL), "bag", str(m2v), str(tmp_path / "docs.txt"), "-o",
                            str(tmp_path / "out.arrow"), "-q"], capture_output=True, text=True, timeout=300)
     assert (done.returncode, done.stderr) == (0, "")
+    expected = model2vec.StaticModel.from_pretrained(str(m2v)).encode(texts)
+    np.testing.assert_allclose(np.array(column(tmp_path / "out.arrow"), np.float16), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_multi_batch_bag_tokenizes_each_word_once_and_is_model2vec_encode(m2v, texts, tmp_path, monkeypatch):
+    """Batches of 7 lines share one dict of tokenized words (bounded at 40 words here, so it also starts over):
+    later batches reuse earlier ones' words, and every vector stays model2vec's."""
+    from embedtool.formats.static_model import StaticModel
+
+    monkeypatch.setattr(text_tokenizers, "KNOWN_WORDS", 40)
+    dicts, sizes = set(), []
+    tokenize = StaticModel.tokenize
+
+    def spy(self, texts, **options):
+        dicts.add(id(options["known"]))
+        sizes.append(len(options["known"]))
+        return tokenize(self, texts, **options)
+
+    monkeypatch.setattr(StaticModel, "tokenize", spy)
+    pq.write_table(pa.table({"text": texts}), tmp_path / "docs.parquet")
+    result = run("bag", m2v, tmp_path / "docs.parquet", "--column", "text", "--batch-rows", "7", "-o",
+                 tmp_path / "out.arrow", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(sizes) == -(-len(texts) // 7) and len(dicts) == 1
+    assert sizes[0] == 0 and sizes[1] > 0  # the words of the first batch are there for the second
+    assert any(later < size for size, later in zip(sizes, sizes[1:]))  # emptied past KNOWN_WORDS
     expected = model2vec.StaticModel.from_pretrained(str(m2v)).encode(texts)
     np.testing.assert_allclose(np.array(column(tmp_path / "out.arrow"), np.float16), expected, rtol=1e-5, atol=1e-7)
 

@@ -67,9 +67,13 @@ class StaticModel:
     median_token_length: int
     tokens: pa.Array  # the vocabulary, token i for id i
 
-    def tokenize(self, texts, max_length=_UNSET) -> tuple[np.ndarray, np.ndarray]:
-        """model2vec's token ids of each text, unknown tokens dropped: (int64 ids, int64 offsets, one per text + 1)."""
-        return self._tokenize(_texts(texts), self.max_length if max_length is _UNSET else max_length, {})
+    def tokenize(self, texts, max_length=_UNSET, known: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """model2vec's token ids of each text, unknown tokens dropped: (int64 ids, int64 offsets, one per text + 1).
+
+        ``known``: a dict the caller keeps across the calls of one run (with one ``max_length``), so that each
+        distinct word is tokenized once, not once per batch; bounded (``text_tokenizers.KNOWN_WORDS``)."""
+        max_length = self.max_length if max_length is _UNSET else max_length
+        return self._tokenize(_texts(texts), max_length, {} if known is None else known)
 
     def _tokenize(self, texts: list[str], max_length: int | None, known: dict) -> tuple[np.ndarray, np.ndarray]:
         """``tokenize``; ``known`` is ``encode_ids_with``'s, for one ``max_length``."""

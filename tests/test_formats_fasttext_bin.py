@@ -1,11 +1,8 @@
 """fastText .bin models: every in-vocabulary and OOV vector equals the real fastText bindings' ``get_word_vector``,
 the matrix stays memory-mapped, and truncated or garbled files give one-line errors."""
 
-import json
 import random
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -16,46 +13,9 @@ from embedtool.formats.fasttext_bin import MAGIC, load_fasttext_bin
 
 fasttext = pytest.importorskip("fasttext")
 
-ALPHABET = "abcdefghijklmnopqrstuvwxyzéßñ日本語😀"
+from model_files import ALPHABET, fit, train  # noqa: E402
+
 QUERIES = ["", "a", "<", ">", "</s>", "<a>", "zz", "été!", "日本", "x" * 40, "e\u0301", "a b", "😀😀", "straße"]
-
-
-def train(tmp_path, name, **args):
-    """A model trained on generated text with non-ASCII words, saved as .bin; and the fastText model itself."""
-    rng = random.Random(0)
-    words = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 9))) for _ in range(300)]
-    text = tmp_path / "train.txt"
-    text.write_text("\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(1000)) + "\n")
-    path = tmp_path / name
-    fit(text, path, "train_unsupervised", dim=8, bucket=2000, minCount=1, epoch=1, thread=1, verbose=0, lr=0.01, **args)
-    return path, fasttext.load_model(str(path))
-
-
-# The bindings raise "Encountered NaN" at random when training on a corpus this small: 1 to 4 trainings in 10 succeed
-# in a fresh process, and in a process that has run many other tests, one configuration failed 300 times in a row.
-FIT = """
-import json, sys, fasttext
-text, path, how, args = sys.argv[1:]
-for _ in range(200):
-    try:
-        model = getattr(fasttext, how)(text, **json.loads(args))
-    except RuntimeError as e:
-        assert "NaN" in str(e)
-    else:
-        model.save_model(path)
-        break
-"""
-
-
-def fit(text, path, how, **args) -> None:
-    """Train in fresh processes until one training succeeds, and save the model at ``path``."""
-    for _ in range(5):
-        subprocess.run([sys.executable, "-c", FIT, str(text), str(path), how, json.dumps(args)], check=True,
-                       timeout=300)
-        if path.exists():
-            return
-    pytest.fail("fastText's bindings gave NaN in every training")
-
 
 
 # maxn=0 alone makes fastText drop the bucket (bucket=0), and the bindings fail to train such a model ("Encountered

@@ -3,7 +3,6 @@
 sentences that are empty, all-unknown and over-long; malformed directories give one line."""
 
 import json
-import random
 
 import numpy as np
 import pytest
@@ -15,56 +14,7 @@ from embedtool.formats.static_model import is_model_directory, load_static_model
 model2vec = pytest.importorskip("model2vec")
 tokenizers = pytest.importorskip("tokenizers")
 
-WORDS = "the a world said he was not his cat dog runs running ran quickly over lazy fox jumps été straße 日本".split()
-
-
-def sentences(n=300, seed=0):
-    """Sentences of known words and word pieces, with empty, all-unknown, punctuation-only and over-long ones."""
-    rng = random.Random(seed)
-    out = [" ".join(rng.choice(WORDS) + rng.choice(["", "s", "ed", "!", ","]) for _ in range(rng.randint(1, 20)))
-           for _ in range(n)]
-    out += ["", "   ", "☃☃☃ ✈✈", "☃", "\u200b", " ".join(rng.choice(WORDS) for _ in range(900)),
-            "running" * 400, "The World Said"]
-    return out
-
-
-def wordpiece_tokenizer(texts):
-    tok = tokenizers.Tokenizer(tokenizers.models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = tokenizers.normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
-    trainer = tokenizers.trainers.WordPieceTrainer(vocab_size=120, special_tokens=["[PAD]", "[UNK]", "[CLS]"])
-    tok.train_from_iterator(texts, trainer)
-    return tok
-
-
-def unigram_tokenizer(texts):
-    tok = tokenizers.Tokenizer(tokenizers.models.Unigram())
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace()
-    trainer = tokenizers.trainers.UnigramTrainer(vocab_size=80, special_tokens=["<unk>"], unk_token="<unk>")
-    tok.train_from_iterator(texts, trainer)
-    return tok
-
-
-def make_model(path, tokenizer, dtype, normalize, weighted, seed=0):
-    """Save a model2vec model with seeded vectors; ``weighted`` adds weights and a mapping onto fewer rows."""
-    rng = np.random.default_rng(seed)
-    vocab = tokenizer.get_vocab_size()
-    weights = mapping = None
-    rows = vocab
-    if weighted:
-        rows = vocab // 3
-        mapping = rng.integers(0, rows, vocab).astype(np.int64)
-        weights = rng.uniform(0.1, 2.0, vocab).astype(np.float32)
-    vectors = rng.standard_normal((rows, 16)).astype(np.float32)
-    if dtype == "int8":
-        vectors = model2vec.quantization.quantize_embeddings(vectors, model2vec.quantization.DType.Int8)
-    else:
-        vectors = vectors.astype(dtype)
-    model = model2vec.StaticModel(vectors=vectors, tokenizer=tokenizer, config={}, normalize=normalize,
-                                  weights=weights, token_mapping=mapping)
-    model.save_pretrained(str(path))
-    return path
-
+from model_files import make_model, sentences, unigram_tokenizer, wordpiece_tokenizer  # noqa: E402
 
 @pytest.fixture(scope="module")
 def texts():

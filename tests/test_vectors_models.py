@@ -17,8 +17,7 @@ fasttext = pytest.importorskip("fasttext")
 model2vec = pytest.importorskip("model2vec")
 tokenizers = pytest.importorskip("tokenizers")
 
-from test_formats_fasttext_bin import train  # noqa: E402
-from test_formats_static_model import make_model, sentences, wordpiece_tokenizer  # noqa: E402
+from model_files import make_model, sentences, train, wordpiece_tokenizer  # noqa: E402
 
 OOV = ["qqzx", "été", "日本語x", "a", ""]
 

@@ -112,16 +112,17 @@ def subword_vectors(matrix, quantizer, offsets, data, ids, nwords, bucket, minn,
     """``out[i]`` = the vector of word ``i`` (``data[offsets[i]:offsets[i+1]]``), words in parallel.
 
     The sum is bound by random reads of the matrix rows (misses in every cache for a large model), so each task
-    hashes word ``i + 1`` and prefetches its rows before it sums word ``i``: the loads of the next word overlap the
-    sums of this one. The sum runs in float32 in fastText's order and is scaled by ``float32(1 / count)`` as
-    fastText's ``Vector::mul``. ``quantizer`` (a ``Quantizer``'s arrays) is used instead of ``matrix`` when it has
-    codes.
+    hashes word ``i + 1`` before it sums word ``i``, and while it adds row ``r`` of word ``i`` it prefetches row
+    ``r`` of word ``i + 1``: the next word's loads overlap this word's sums, a row at a time, so that no more lines
+    are in flight than the core can track (prefetching a whole word at once was about 10% slower). The sum runs in
+    float32 in fastText's order and is scaled by ``float32(1 / count)`` as fastText's ``Vector::mul``.
+    ``quantizer`` (a ``Quantizer``'s arrays) is used instead of ``matrix`` when it has codes.
     """
-    codes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, kept, kept_rows = quantizer
-    quantized = codes.shape[0] > 0
+    quantized = quantizer[0].shape[0] > 0
     n = offsets.shape[0] - 1
     dim = out.shape[1]
     inverse = 1.0 / bucket
+    kept, kept_rows = quantizer[7], quantizer[8]
     longest = 0
     for i in range(n):
         longest = max(longest, offsets[i + 1] - offsets[i])
@@ -131,41 +132,51 @@ def subword_vectors(matrix, quantizer, offsets, data, ids, nwords, bucket, minn,
         acc = np.empty(dim, np.float32)
         chars = np.empty(longest + 2, np.int64)
         rows = np.empty((2, most), np.int64)  # word i's rows in rows[i % 2]
-        counts = np.zeros(2, np.int64)
         first, last = t * chunk, min(n, (t + 1) * chunk)
-        for i in range(first, last + 1):
-            if i < last:
-                slot = i % 2
-                count = _rows_of_word(data, offsets[i], offsets[i + 1], ids[i], nwords, bucket, inverse, minn, maxn,
-                                      pruned, kept, kept_rows, chars, rows[slot])
-                counts[slot] = count
-                if not quantized:
-                    for r in range(count):
-                        for k in range(0, dim, 16):  # every 64-byte line of the row
-                            prefetch(matrix, (rows[slot, r], k))
-                        prefetch(matrix, (rows[slot, r], dim - 1))
-            if i > first:
-                _sum_rows(matrix, quantizer, rows[(i - 1) % 2], counts[(i - 1) % 2], acc, out[i - 1])
+        if first >= last:
+            continue
+        count = _rows_of_word(data, offsets[first], offsets[first + 1], ids[first], nwords, bucket, inverse, minn,
+                              maxn, pruned, kept, kept_rows, chars, rows[first % 2])
+        for i in range(first, last):
+            this, following = rows[i % 2], rows[1 - i % 2]
+            coming = 0
+            if i + 1 < last:
+                coming = _rows_of_word(data, offsets[i + 1], offsets[i + 2], ids[i + 1], nwords, bucket, inverse,
+                                       minn, maxn, pruned, kept, kept_rows, chars, following)
+            if quantized:
+                _sum_quantized(quantizer, this, count, acc, out[i])
+            else:
+                acc[:] = 0
+                for r in range(max(count, coming)):
+                    if r < coming:  # every 64-byte line of the next word's row r
+                        for k in range(0, dim, 16):
+                            prefetch(matrix, (following[r], k))
+                        prefetch(matrix, (following[r], dim - 1))
+                    if r < count:
+                        row = this[r]
+                        for k in range(dim):
+                            acc[k] += matrix[row, k]
+                scale = np.float32(1.0 / count) if count else np.float32(0)
+                for k in range(dim):
+                    out[i, k] = acc[k] * scale
+            count = coming
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _sum_rows(matrix, quantizer, rows, count, acc, out):
-    """``out`` = the mean of the matrix rows ``rows[:count]``, summed in float32 in order (zeros for none)."""
+def _sum_quantized(quantizer, rows, count, acc, out):
+    """``out`` = the mean of a quantized matrix's rows ``rows[:count]``, as fastText's ``QuantMatrix::addRowToVector``
+    and ``ProductQuantizer::addcode`` sum them in float32, in order (zeros for none)."""
     codes, centroids, nsubq, dsub, lastdsub, norm_codes, norm_centroids, kept, kept_rows = quantizer
     acc[:] = 0
     for r in range(count):
         row = rows[r]
-        if codes.shape[0] > 0:  # fastText's QuantMatrix::addRowToVector and ProductQuantizer::addcode
-            alpha = norm_centroids[norm_codes[row]] if norm_codes.shape[0] else np.float32(1)
-            for m in range(nsubq):
-                code = np.int64(codes[row, m])
-                base, d = (m * 256 * dsub + code * lastdsub, lastdsub) if m == nsubq - 1 else (
-                    (m * 256 + code) * dsub, dsub)
-                for k in range(d):
-                    acc[m * dsub + k] += alpha * centroids[base + k]
-        else:
-            for k in range(acc.shape[0]):
-                acc[k] += matrix[row, k]
+        alpha = norm_centroids[norm_codes[row]] if norm_codes.shape[0] else np.float32(1)
+        for m in range(nsubq):
+            code = np.int64(codes[row, m])
+            base, d = (m * 256 * dsub + code * lastdsub, lastdsub) if m == nsubq - 1 else (
+                (m * 256 + code) * dsub, dsub)
+            for k in range(d):
+                acc[m * dsub + k] += alpha * centroids[base + k]
     scale = np.float32(1.0 / count) if count else np.float32(0)
     for k in range(acc.shape[0]):
         out[k] = acc[k] * scale

@@ -48,6 +48,9 @@ _MIN_TASK = 4096
 #: threads' shares. Planned for numba's largest thread count (``numba.get_num_threads()`` cannot be compiled into a
 #: cached kernel, and from Python costs tens of microseconds cold); with fewer threads each runs more tasks.
 _TASKS = numba.config.NUMBA_NUM_THREADS * 8
+#: Bags of at most this many entries are never split across tasks: each is summed in one pass, in entry order (so a
+#: float32 sum rounds as a sequential loop's does; fastText's subword vectors rely on it).
+WHOLE_BAG = _MIN_TASK // 2
 
 
 def _register_bytes() -> int:

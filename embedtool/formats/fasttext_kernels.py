@@ -180,3 +180,31 @@ def _sum_quantized(quantizer, rows, count, acc, out):
     scale = np.float32(1.0 / count) if count else np.float32(0)
     for k in range(acc.shape[0]):
         out[k] = acc[k] * scale
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def word_rows(offsets, data, ids, nwords, bucket, minn, maxn, starts, flat, counts):
+    """The rows of each word of a dense model (``_rows_of_word``), hashed in parallel: word ``i``'s into
+    ``flat[starts[i]:]`` (room enough), their number into ``counts[i]``."""
+    n = offsets.shape[0] - 1
+    inverse = 1.0 / bucket
+    none = np.zeros(0, np.int64)
+    longest = 0
+    for i in range(n):
+        longest = max(longest, offsets[i + 1] - offsets[i])
+    ntasks = 256
+    chunk = (n + ntasks - 1) // ntasks
+    for t in prange(ntasks):
+        chars = np.empty(longest + 2, np.int64)
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            counts[i] = _rows_of_word(data, offsets[i], offsets[i + 1], ids[i], nwords, bucket, inverse, minn, maxn,
+                                      False, none, none, chars, flat[starts[i]:])
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def packed_rows(flat, starts, counts, bounds, packed):
+    """``packed[bounds[i]:bounds[i + 1]]`` = ``flat[starts[i]:][:counts[i]]``: the rows of all words, back to back."""
+    for i in prange(counts.shape[0]):
+        at, start = bounds[i], starts[i]
+        for r in range(counts[i]):
+            packed[at + r] = flat[start + r]

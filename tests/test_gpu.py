@@ -605,3 +605,23 @@ def test_benchmark_runs_end_to_end():
     done = subprocess.run([sys.executable, str(bench), "--smoke"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n| ") == 3  # the header and a row per smoke case
+
+
+def test_a_static_model_pools_on_the_gpu_as_on_the_cpu(tmp_path):
+    """A model2vec directory's bag with --device cuda: its tokenizer's ids pooled by the GPU bag kernel, normalised,
+    equal to the CPU's within float32 sums' rounding (docs/semantics.md §3)."""
+    pytest.importorskip("model2vec")
+    import pyarrow as pa
+
+    from embedtool.pipeline import embed_path
+    from model_files import make_model, sentences, wordpiece_tokenizer
+
+    texts = sentences(60)
+    model = make_model(tmp_path / "m2v", wordpiece_tokenizer(texts), "float32", normalize=True, weighted=True)
+    (tmp_path / "t.txt").write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n")
+    for where in ("cuda", "cpu"):
+        embed_path(model, tmp_path / "t.txt", tmp_path / f"{where}.arrow", mode="mean", device=where, progress=False)
+    on_gpu, on_cpu = (pa.ipc.open_file(str(tmp_path / f"{w}.arrow")).read_all().column("embedding").to_pylist()
+                      for w in ("cuda", "cpu"))
+    np.testing.assert_allclose(np.array(on_gpu), np.array(on_cpu), rtol=1e-5, atol=1e-6)
+    assert np.abs(np.linalg.norm(np.array(on_cpu), axis=1)[np.abs(np.array(on_cpu)).sum(1) > 0] - 1).max() < 1e-5

@@ -220,18 +220,18 @@ def test_bucket_of_is_the_integer_remainder_for_every_32_bit_hash():
         np.testing.assert_array_equal(remainders(hashes, bucket), hashes % bucket)
 
 
-@pytest.mark.parametrize("path_taken", ["bag kernel", "numpy bags", "one-pass kernel"])
+@pytest.mark.parametrize("path_taken", ["bag kernel", "numpy bags", "words too long for one bag"])
 def test_many_words_equal_fasttext_on_every_path(trained, monkeypatch, path_taken):
     """Thousands of words, bit for bit, however they are summed: the bag kernel (the rows of a block of words hashed
-    in parallel, summed by embedding_bag's kernel), small blocks in NumPy, and the one-pass kernel that words too long
-    for one bag take (each task hashing the next word while it sums this one)."""
+    in parallel, summed by embedding_bag's kernel), small blocks in NumPy, and a block with a word longer than one
+    bag may be (summed by small.embedding_bag's fold)."""
     from embedtool import bag, small
 
     path, model = trained
     rng = random.Random(2)
     words = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 14))) for _ in range(5000)]
     monkeypatch.setattr(small, "SMALL_WORK", -1 if path_taken == "bag kernel" else 1 << 40)
-    if path_taken == "one-pass kernel":
+    if path_taken == "words too long for one bag":
         monkeypatch.setattr(bag, "WHOLE_BAG", 0)
     expected = np.array([model.get_word_vector(w) for w in words])
     assert np.array_equal(load_fasttext_bin(path).word_vectors(words), expected)

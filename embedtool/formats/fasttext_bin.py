@@ -78,8 +78,6 @@ class Quantizer:
 
 
 _BLOCK = 1 << 16  # words hashed and summed at a time: their rows take about 40 MB
-_DENSE = Quantizer(np.zeros((0, 1), np.uint8), np.zeros(0, np.float32), 1, 1, 1, np.zeros(0, np.uint8),
-                   np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,29 +137,27 @@ class FastTextModel:
         out = np.empty((len(words), self.dim), np.float32)
         if not len(words):
             return out
-        from ..bag import WHOLE_BAG
-
         offsets, ids = offsets.astype(np.int64, copy=False), np.asarray(ids, np.int64)
         chars = np.diff(offsets) + 2  # bytes of <word>
         room = 1 + chars * np.minimum(chars, max(self.maxn, 0))  # its own row + an n-gram per start and length
-        if self.quantizer is None and room.max() <= WHOLE_BAG:
-            for first in range(0, len(words), _BLOCK):
-                last = min(len(words), first + _BLOCK)
-                self._summed_by_bags(offsets[first : last + 1], data, ids[first:last], room[first:last],
-                                     out[first:last])
-            return out
-        from .fasttext_kernels import subword_vectors
+        if self.quantizer is not None:
+            from .fasttext_kernels import quantized_vectors
 
-        subword_vectors(self.matrix, (self.quantizer or _DENSE).arrays(), offsets, data, ids, self.nwords,
-                         max(self.bucket, 1), self.minn, self.maxn, self.pruned, int(room.max()), out)
+            quantized_vectors(self.quantizer.arrays(), offsets, data, ids, self.nwords, max(self.bucket, 1), self.minn,
+                              self.maxn, self.pruned, int(room.max()), out)
+            return out
+        for first in range(0, len(words), _BLOCK):
+            last = min(len(words), first + _BLOCK)
+            self._summed_by_bags(offsets[first : last + 1], data, ids[first:last], room[first:last], out[first:last])
         return out
 
     def _summed_by_bags(self, offsets, data, ids, room, out) -> None:
         """``word_vectors`` of a dense model: the words' rows hashed in parallel, then summed by ``embedding_bag``'s
         kernel, which reads random rows at the memory's pace and sums a bag of at most ``WHOLE_BAG`` entries in one
-        pass in entry order (fastText's float32 order), then scaled by ``float32(1 / count)`` as fastText does. About
-        1.2x the one-pass kernel that hashes and sums each word in turn (``subword_vectors``)."""
-        from ..bag import embedding_bag
+        pass in entry order (fastText's float32 order), then scaled by ``float32(1 / count)`` as fastText does. A
+        block holding a longer word is summed by ``small.embedding_bag``, which folds every bag in entry order."""
+        from .. import small
+        from ..bag import WHOLE_BAG, embedding_bag
         from .fasttext_kernels import packed_rows, word_rows
 
         starts = np.zeros(len(ids) + 1, np.int64)
@@ -172,7 +168,8 @@ class FastTextModel:
         np.cumsum(counts, out=bounds[1:])
         packed = np.empty(bounds[-1], np.int64)
         packed_rows(flat, starts, counts, bounds, packed)
-        embedding_bag(packed, self.matrix, bounds, mode="sum", include_last_offset=True, out=out)
+        pool = embedding_bag if counts.max() <= WHOLE_BAG else small.embedding_bag
+        pool(packed, self.matrix, bounds, mode="sum", include_last_offset=True, out=out)
         scale = (1.0 / np.maximum(counts, 1)).astype(np.float32)  # fastText's float(1.0 / count), in double first
         scale[counts == 0] = 0
         out *= scale[:, None]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..codegen import prefetch
 
 
 @njit(cache=True, nogil=True)
@@ -107,59 +106,33 @@ def _rows_of_word(data, s, e, row, nwords, bucket, inverse, minn, maxn, pruned, 
     return count
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def subword_vectors(matrix, quantizer, offsets, data, ids, nwords, bucket, minn, maxn, pruned, most, out):
-    """``out[i]`` = the vector of word ``i`` (``data[offsets[i]:offsets[i+1]]``), words in parallel.
+@njit(cache=True, nogil=True, inline="always")
+def _longest(offsets):
+    """The longest word's length in bytes."""
+    longest = 0
+    for i in range(offsets.shape[0] - 1):
+        longest = max(longest, offsets[i + 1] - offsets[i])
+    return longest
 
-    The sum is bound by random reads of the matrix rows (misses in every cache for a large model), so each task
-    hashes word ``i + 1`` before it sums word ``i``, and while it adds row ``r`` of word ``i`` it prefetches row
-    ``r`` of word ``i + 1``: the next word's loads overlap this word's sums, a row at a time, so that no more lines
-    are in flight than the core can track (prefetching a whole word at once was about 10% slower). The sum runs in
-    float32 in fastText's order and is scaled by ``float32(1 / count)`` as fastText's ``Vector::mul``.
-    ``quantizer`` (a ``Quantizer``'s arrays) is used instead of ``matrix`` when it has codes.
-    """
-    quantized = quantizer[0].shape[0] > 0
+
+@njit(parallel=True, cache=True, nogil=True)
+def quantized_vectors(quantizer, offsets, data, ids, nwords, bucket, minn, maxn, pruned, most, out):
+    """``out[i]`` = the vector of word ``i`` (``data[offsets[i]:offsets[i+1]]``) of a quantized model (``.ftz``),
+    words in parallel: its rows (``_rows_of_word``, at most ``most``) decoded and summed as ``_sum_quantized``."""
     n = offsets.shape[0] - 1
-    dim = out.shape[1]
     inverse = 1.0 / bucket
     kept, kept_rows = quantizer[7], quantizer[8]
-    longest = 0
-    for i in range(n):
-        longest = max(longest, offsets[i + 1] - offsets[i])
+    longest = _longest(offsets)
     ntasks = 256
     chunk = (n + ntasks - 1) // ntasks
     for t in prange(ntasks):
-        acc = np.empty(dim, np.float32)
+        acc = np.empty(out.shape[1], np.float32)
         chars = np.empty(longest + 2, np.int64)
-        rows = np.empty((2, most), np.int64)  # word i's rows in rows[i % 2]
-        first, last = t * chunk, min(n, (t + 1) * chunk)
-        if first >= last:
-            continue
-        count = _rows_of_word(data, offsets[first], offsets[first + 1], ids[first], nwords, bucket, inverse, minn,
-                              maxn, pruned, kept, kept_rows, chars, rows[first % 2])
-        for i in range(first, last):
-            this, following = rows[i % 2], rows[1 - i % 2]
-            coming = 0
-            if i + 1 < last:
-                coming = _rows_of_word(data, offsets[i + 1], offsets[i + 2], ids[i + 1], nwords, bucket, inverse,
-                                       minn, maxn, pruned, kept, kept_rows, chars, following)
-            if quantized:
-                _sum_quantized(quantizer, this, count, acc, out[i])
-            else:
-                acc[:] = 0
-                for r in range(max(count, coming)):
-                    if r < coming:  # every 64-byte line of the next word's row r
-                        for k in range(0, dim, 16):
-                            prefetch(matrix, (following[r], k))
-                        prefetch(matrix, (following[r], dim - 1))
-                    if r < count:
-                        row = this[r]
-                        for k in range(dim):
-                            acc[k] += matrix[row, k]
-                scale = np.float32(1.0 / count) if count else np.float32(0)
-                for k in range(dim):
-                    out[i, k] = acc[k] * scale
-            count = coming
+        rows = np.empty(most, np.int64)
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            count = _rows_of_word(data, offsets[i], offsets[i + 1], ids[i], nwords, bucket, inverse, minn, maxn,
+                                  pruned, kept, kept_rows, chars, rows)
+            _sum_quantized(quantizer, rows, count, acc, out[i])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -189,9 +162,7 @@ def word_rows(offsets, data, ids, nwords, bucket, minn, maxn, starts, flat, coun
     n = offsets.shape[0] - 1
     inverse = 1.0 / bucket
     none = np.zeros(0, np.int64)
-    longest = 0
-    for i in range(n):
-        longest = max(longest, offsets[i + 1] - offsets[i])
+    longest = _longest(offsets)
     ntasks = 256
     chunk = (n + ntasks - 1) // ntasks
     for t in prange(ntasks):

@@ -86,3 +86,11 @@ def tmpfile_supported(directory) -> bool:
     except (AttributeError, OSError):
         return False
     return atomic._ANONYMOUS
+
+
+def others_can_run(path: Path) -> bool:
+    """Whether another user (the tests that act as ``nobody``) can run ``path``: every folder above it searchable and
+    the file itself readable by others. A clone inside a private ``mktemp -d`` folder is not."""
+    path = Path(path).absolute()
+    folders_open = all(folder.stat().st_mode & 0o001 for folder in path.parents)
+    return folders_open and bool(path.stat().st_mode & 0o004)

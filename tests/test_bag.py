@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 import embedtool
 import naive
-from embedtool import small
 from embedtool.bag import _plan
 from embedtool.errors import BadIndexError, EmbedtoolError, InvalidArgumentError
 
@@ -22,13 +21,7 @@ NORM_TYPES = [1.0, 2.0, 3.0, 0.5, math.inf]
 RENORM_RTOL = {np.float16: 3 * 2.0**-10, np.float32: 1e-5, np.float64: 1e-12}
 
 
-@pytest.fixture(autouse=True, scope="module", params=["kernels", "numpy"])
-def path(request):
-    """Every test runs on both paths of ``embedding_bag``: the numba kernels and the NumPy path of small calls."""
-    saved = small.SMALL_WORK
-    small.SMALL_WORK = 0 if request.param == "kernels" else math.inf
-    yield request.param
-    small.SMALL_WORK = saved
+pytestmark = pytest.mark.usefixtures("both_paths")  # every test on the kernels and on the NumPy path of small calls
 
 
 def bag(input, weight, offsets=None, mode="mean", per_sample_weights=None, padding_idx=None,

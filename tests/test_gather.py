@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 import embedtool
 import naive
-from embedtool import small
 from embedtool.errors import BadIndexError, EmbedtoolError, InvalidArgumentError
 
 INDEX_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64]
@@ -17,13 +16,7 @@ WEIGHT_DTYPES = [np.float16, np.float32, np.float64]
 NORM_TYPES = [1.0, 2.0, 3.0, 0.5, math.inf]
 
 
-@pytest.fixture(autouse=True, scope="module", params=["kernels", "numpy"])
-def path(request):
-    """Every test runs on both paths of ``embedding``: the numba kernels and the NumPy path of small calls."""
-    saved = small.SMALL_WORK
-    small.SMALL_WORK = 0 if request.param == "kernels" else math.inf
-    yield request.param
-    small.SMALL_WORK = saved
+pytestmark = pytest.mark.usefixtures("both_paths")  # every test on the kernels and on the NumPy path of small calls
 
 
 def assert_matches(actual, expected, renormed):
